@@ -1,0 +1,413 @@
+"""``HostProbe``: every fact one fleetforge deploy needs, in one SSH round trip.
+
+pyinfra 3.10 runs one command per ``host.get_fact`` and caches nothing, so a deploy built from
+many small facts pays one round trip each (pyinfra issues #17, #805). This fact runs one POSIX
+``sh`` script that prints tagged sections (``@@lsblk``, ``@@queue``, ...) and parses them in a
+pure ``process()`` into a ``fleetforge.models.HostFacts``.
+
+Any parse problem raises ``FactProcessError`` so that only the host with the odd output fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import shlex
+from collections.abc import Iterable
+
+from pydantic import ValidationError
+from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api.exceptions import FactProcessError
+
+from fleetforge.models import (
+    Cpu,
+    Disk,
+    HostFacts,
+    ManagedFile,
+    Memory,
+    NixInfo,
+    OsRelease,
+    Partition,
+    SwapDevice,
+    Transport,
+    ZramDevice,
+)
+from fleetforge.paths import MANAGED_FILES
+
+LSBLK_COLUMNS = "NAME,KNAME,PATH,TYPE,SIZE,ROTA,TRAN,MODEL,SERIAL,FSTYPE,MOUNTPOINT,PKNAME"
+PACKAGE_MANAGERS = ("apt-get", "dnf", "yum", "zypper", "pacman", "apk")
+ZRAM_GENERATOR_PATHS = (
+    "/usr/lib/systemd/system-generators/zram-generator",
+    "/lib/systemd/system-generators/zram-generator",
+)
+# Devices that are never tuned as disks.
+IGNORED_DISK_PREFIXES = ("loop", "zram", "ram", "sr", "fd", "nbd", "dm-", "md")
+
+_SCRIPT = r"""
+export LC_ALL=C
+echo @@kernel; uname -r
+echo @@lsblk; lsblk -J -b -o {columns} 2>/dev/null
+echo @@queue
+for d in /sys/block/*; do
+  [ -e "$d/queue/scheduler" ] || continue
+  q="$d/queue"
+  printf '%s|%s|%s|%s|%s|%s\n' "${{d##*/}}" "$(readlink -f "$d")" "$(cat "$q/scheduler")" \
+    "$(cat "$q/rotational")" "$(cat "$q/read_ahead_kb")" "$(cat "$q/nr_requests" 2>/dev/null)"
+done
+echo @@byid
+for l in /dev/disk/by-id/*; do [ -L "$l" ] && printf '%s|%s\n' "$l" "$(readlink -f "$l")"; done
+echo @@cpu
+nproc 2>/dev/null || getconf _NPROCESSORS_ONLN
+grep -m1 '^model name' /proc/cpuinfo || echo 'model name : unknown'
+grep -c -m1 -w hypervisor /proc/cpuinfo
+echo @@meminfo; grep -E '^(MemTotal|SwapTotal):' /proc/meminfo
+echo @@swaps; cat /proc/swaps
+echo @@virt
+v=$(systemd-detect-virt 2>/dev/null)
+if [ -n "$v" ]; then echo "$v"; else
+  echo "dmi|$(cat /sys/class/dmi/id/sys_vendor 2>/dev/null)|$(cat /sys/class/dmi/id/product_name 2>/dev/null)"
+fi
+echo @@firmware; if [ -d /sys/firmware/efi ]; then echo efi; else echo bios; fi
+echo @@os-release; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release
+echo @@sysctl
+for k in "$@"; do
+  p="/proc/sys/$(printf %s "$k" | tr . /)"
+  [ -r "$p" ] && printf '%s=%s\n' "$k" "$(tr -s '\t ' '  ' < "$p")"
+done
+echo @@zram
+for z in /sys/block/zram*; do
+  [ -e "$z/disksize" ] || continue
+  printf '%s|%s|%s\n' "${{z##*/}}" "$(cat "$z/disksize")" "$(cat "$z/comp_algorithm" 2>/dev/null)"
+done
+echo @@tools
+for t in {package_managers}; do command -v "$t" >/dev/null 2>&1 && echo "pm $t"; done
+for g in {zram_generators}; do [ -e "$g" ] && echo zram-generator && break; done
+command -v nix >/dev/null 2>&1 && echo "nix $(nix --version 2>/dev/null | head -n1)"
+[ -f /etc/nix/nix.conf ] && echo nix-conf
+systemctl cat nix-daemon.service >/dev/null 2>&1 && echo nix-daemon-unit
+echo @@files
+for f in {files}; do
+  if [ -f "$f" ]; then
+    echo "file $f $(sha256sum < "$f" | cut -d' ' -f1)"; base64 < "$f"; echo @@end-file
+  else echo "absent $f"; fi
+done
+echo @@done
+"""
+
+SCRIPT = _SCRIPT.format(
+    columns=LSBLK_COLUMNS,
+    package_managers=" ".join(PACKAGE_MANAGERS),
+    zram_generators=" ".join(shlex.quote(p) for p in ZRAM_GENERATOR_PATHS),
+    files=" ".join(shlex.quote(p) for p in MANAGED_FILES),
+)
+
+
+class HostProbe(FactBase[HostFacts]):
+    """Disks, CPU, memory, virtualization, firmware, OS and managed state of a host.
+
+    Argument ``sysctl_keys``: the sysctl keys whose live values to read (those absent on the
+    host, e.g. ``net.netfilter.nf_conntrack_max`` without nf_conntrack, are left out of
+    ``HostFacts.sysctl``).
+
+    Returns a ``fleetforge.models.HostFacts``. Raises ``FactProcessError`` (this host only) when
+    the output is incomplete or malformed.
+    """
+
+    def command(self, sysctl_keys: Iterable[str] = ()) -> StringCommand:
+        return StringCommand(
+            "sh",
+            "-c",
+            QuoteString(SCRIPT),
+            "fleetforge-probe",
+            *[QuoteString(key) for key in sysctl_keys],
+        )
+
+    def process(self, output: list[str]) -> HostFacts:
+        try:
+            return parse_probe(output)
+        except FactProcessError:
+            raise
+        except (ValueError, KeyError, IndexError, TypeError, ValidationError) as exc:
+            raise FactProcessError(f"HostProbe: cannot parse output: {exc}") from exc
+
+
+def split_sections(output: list[str]) -> dict[str, list[str]]:
+    """Split probe output into ``{section: lines}``; raises ``FactProcessError`` if truncated."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output:
+        if line.startswith("@@") and line != "@@end-file":
+            current = sections.setdefault(line[2:].strip(), [])
+            continue
+        if current is not None:
+            current.append(line)
+    missing = [name for name in ("lsblk", "queue", "cpu", "meminfo", "os-release", "done")]
+    missing = [name for name in missing if name not in sections]
+    if missing:
+        raise FactProcessError(f"HostProbe: output is missing sections {missing}")
+    return sections
+
+
+def parse_probe(output: list[str]) -> HostFacts:
+    """Pure parser: probe stdout lines -> ``HostFacts``."""
+    s = split_sections(output)
+    swaps = parse_swaps(s.get("swaps", []))
+    tools = {line.strip() for line in s.get("tools", [])}
+    nix_line = next((t for t in tools if t.startswith("nix ")), None)
+    return HostFacts(
+        kernel_release=_first(s.get("kernel", []), "kernel"),
+        disks=parse_disks(s["lsblk"], s["queue"], s.get("byid", [])),
+        cpu=parse_cpu(s["cpu"]),
+        memory=Memory(mem_total_bytes=parse_meminfo(s["meminfo"])["MemTotal"], swap_devices=swaps),
+        virtualization=parse_virt(s.get("virt", [])),
+        firmware="efi" if _first(s.get("firmware", ["bios"]), "firmware") == "efi" else "bios",
+        os=parse_os_release(s["os-release"]),
+        sysctl=dict(line.split("=", 1) for line in s.get("sysctl", []) if "=" in line),
+        zram=parse_zram(s.get("zram", []), swaps),
+        zram_generator="zram-generator" in tools,
+        package_manager=next((t[3:] for t in sorted(tools) if t.startswith("pm ")), None),
+        nix=NixInfo(
+            installed=nix_line is not None,
+            version=_nix_version(nix_line),
+            conf_present="nix-conf" in tools,
+            daemon_unit="nix-daemon-unit" in tools,
+        ),
+        files=parse_files(s.get("files", [])),
+    )
+
+
+def _first(lines: list[str], what: str) -> str:
+    for line in lines:
+        if line.strip():
+            return line.strip()
+    raise FactProcessError(f"HostProbe: empty {what} section")
+
+
+def _nix_version(line: str | None) -> str | None:
+    if not line:
+        return None
+    match = re.search(r"(\d+\.\d+(?:\.\d+)?)", line)
+    return match.group(1) if match else None
+
+
+def parse_disks(
+    lsblk_lines: list[str], queue_lines: list[str], byid_lines: list[str]
+) -> list[Disk]:
+    """Whole disks from ``lsblk -J -b`` joined with their ``/sys/block/*/queue`` values."""
+    tree = json.loads("\n".join(lsblk_lines))
+    queues: dict[str, list[str]] = {}
+    for line in queue_lines:
+        parts = line.split("|")
+        if len(parts) != 6:
+            raise FactProcessError(f"HostProbe: bad queue line {line!r}")
+        queues[parts[0]] = parts
+    by_id: dict[str, list[str]] = {}
+    for line in byid_lines:
+        link, _, target = line.partition("|")
+        by_id.setdefault(target, []).append(link)
+
+    disks = []
+    for dev in tree["blockdevices"]:
+        name = dev["name"]
+        if dev["type"] != "disk" or name.startswith(IGNORED_DISK_PREFIXES):
+            continue
+        if name not in queues:
+            raise FactProcessError(f"HostProbe: no queue attributes for disk {name}")
+        _, sys_path, sched_line, rota, read_ahead, nr_requests = queues[name]
+        current, available = parse_scheduler(sched_line)
+        path = dev.get("path") or f"/dev/{name}"
+        disks.append(
+            Disk(
+                name=name,
+                path=path,
+                by_id_path=pick_by_id(by_id.get(path, [])),
+                size_bytes=int(dev["size"]),
+                transport=classify_transport(name, sys_path, dev.get("tran")),
+                rotational=rota.strip() == "1",
+                model=(dev.get("model") or "").strip() or None,
+                serial=(dev.get("serial") or "").strip() or None,
+                scheduler=current,
+                schedulers_available=available,
+                read_ahead_kb=int(read_ahead),
+                nr_requests=int(nr_requests) if nr_requests.strip() else None,
+                partitions=[_partition(child) for child in dev.get("children") or []],
+            )
+        )
+    return disks
+
+
+def _partition(dev: dict) -> Partition:
+    return Partition(
+        name=dev["name"],
+        path=dev.get("path") or f"/dev/{dev['name']}",
+        size_bytes=int(dev["size"]),
+        fstype=dev.get("fstype"),
+        mountpoint=dev.get("mountpoint"),
+    )
+
+
+def parse_scheduler(line: str) -> tuple[str | None, list[str]]:
+    """``"none [mq-deadline] kyber"`` -> ``("mq-deadline", ["none", "mq-deadline", "kyber"])``.
+
+    A device without a request queue scheduler prints ``none`` alone: current is ``"none"``.
+    """
+    words = line.split()
+    available = [w.strip("[]") for w in words]
+    current = next((w.strip("[]") for w in words if w.startswith("[")), None)
+    if current is None and available == ["none"]:
+        current = "none"
+    return current, available
+
+
+def classify_transport(name: str, sys_path: str, tran: str | None) -> Transport:
+    """Transport from the sysfs device path, device name and lsblk TRAN.
+
+    virtio-blk disks (``vdX``) report no TRAN; virtio-scsi disks (``sdX`` behind a ``virtioN``
+    host adapter) report none either or ``scsi``: the sysfs path tells them apart.
+    """
+    if name.startswith("nvme") or tran == "nvme":
+        return "nvme"
+    if "/virtio" in sys_path:
+        return "virtio-scsi" if "/host" in sys_path else "virtio-blk"
+    if name.startswith("vd"):
+        return "virtio-blk"
+    if tran in ("sata", "ata"):
+        return "sata"
+    if tran in ("usb", "mmc", "scsi"):
+        return tran  # type: ignore[return-value]
+    if name.startswith("mmcblk"):
+        return "mmc"
+    return "unknown"
+
+
+_BY_ID_PREFERENCE = ("nvme-", "virtio-", "ata-", "scsi-0", "scsi-", "usb-", "wwn-")
+
+
+def pick_by_id(links: list[str]) -> str | None:
+    """Most readable stable ``/dev/disk/by-id`` link for a disk (``nvme-eui.*`` last)."""
+
+    def rank(link: str) -> tuple[int, str]:
+        base = link.rsplit("/", 1)[-1]
+        for i, prefix in enumerate(_BY_ID_PREFERENCE):
+            if base.startswith(prefix) and not base.startswith("nvme-eui."):
+                return (i, base)
+        return (len(_BY_ID_PREFERENCE), base)
+
+    return min(links, key=rank) if links else None
+
+
+def parse_cpu(lines: list[str]) -> Cpu:
+    if len(lines) < 3:
+        raise FactProcessError("HostProbe: cpu section needs 3 lines")
+    return Cpu(
+        logical_cpus=int(lines[0]),
+        model_name=lines[1].split(":", 1)[1].strip(),
+        hypervisor_flag=lines[2].strip() != "0",
+    )
+
+
+def parse_meminfo(lines: list[str]) -> dict[str, int]:
+    """``MemTotal: 1010712 kB`` lines -> ``{"MemTotal": 1034969088}`` (bytes)."""
+    values = {}
+    for line in lines:
+        key, _, rest = line.partition(":")
+        number, *unit = rest.split()
+        values[key.strip()] = int(number) * (1024 if unit == ["kB"] else 1)
+    if "MemTotal" not in values:
+        raise FactProcessError("HostProbe: no MemTotal in /proc/meminfo")
+    return values
+
+
+def parse_swaps(lines: list[str]) -> list[SwapDevice]:
+    """``/proc/swaps`` (sizes in KiB) -> swap devices with sizes in bytes."""
+    devices = []
+    for line in lines[1:]:
+        fields = line.split()
+        if not fields:
+            continue
+        path, kind, size_kib, used_kib, priority = fields[:5]
+        devices.append(
+            SwapDevice(
+                path=path,
+                kind=kind,
+                size_bytes=int(size_kib) * 1024,
+                used_bytes=int(used_kib) * 1024,
+                priority=int(priority),
+            )
+        )
+    return devices
+
+
+_DMI_VIRT = (("qemu", "qemu"), ("kvm", "kvm"), ("vmware", "vmware"), ("xen", "xen"))
+
+
+def parse_virt(lines: list[str]) -> str:
+    """``systemd-detect-virt`` output, or the DMI fallback line ``dmi|vendor|product``."""
+    line = _first(lines or ["none"], "virt")
+    if not line.startswith("dmi|"):
+        return line
+    text = line.lower()
+    if "microsoft" in text:
+        return "microsoft"
+    return next((virt for needle, virt in _DMI_VIRT if needle in text), "none")
+
+
+def parse_os_release(lines: list[str]) -> OsRelease:
+    values = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = shlex.split(value)[0] if value.strip() else ""
+    if "ID" not in values:
+        raise FactProcessError("HostProbe: os-release has no ID")
+    return OsRelease(
+        id=values["ID"],
+        id_like=values.get("ID_LIKE", "").split(),
+        version_id=values.get("VERSION_ID"),
+        pretty_name=values.get("PRETTY_NAME"),
+    )
+
+
+def parse_zram(lines: list[str], swaps: list[SwapDevice]) -> list[ZramDevice]:
+    active = {swap.path for swap in swaps}
+    devices = []
+    for line in lines:
+        name, disksize, algorithms = line.split("|")
+        current, _ = parse_scheduler(algorithms)  # same "[selected]" notation
+        devices.append(
+            ZramDevice(
+                name=name,
+                disksize_bytes=int(disksize),
+                algorithm=current,
+                swap_active=f"/dev/{name}" in active,
+            )
+        )
+    return devices
+
+
+def parse_files(lines: list[str]) -> dict[str, ManagedFile | None]:
+    """``file PATH SHA`` + base64 body + ``@@end-file``, or ``absent PATH``."""
+    files: dict[str, ManagedFile | None] = {}
+    i = 0
+    while i < len(lines):
+        kind, _, rest = lines[i].partition(" ")
+        if kind == "absent":
+            files[rest] = None
+        elif kind == "file":
+            path, sha = rest.rsplit(" ", 1)
+            body = []
+            i += 1
+            while i < len(lines) and lines[i] != "@@end-file":
+                body.append(lines[i])
+                i += 1
+            try:
+                content = base64.b64decode("".join(body), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError) as exc:
+                raise FactProcessError(f"HostProbe: bad content for {path}: {exc}") from exc
+            files[path] = ManagedFile(sha256=sha, content=content)
+        elif lines[i].strip():
+            raise FactProcessError(f"HostProbe: bad files line {lines[i]!r}")
+        i += 1
+    return files

@@ -1,0 +1,195 @@
+"""Typed data that flows through fleetforge: what a host is (``HostFacts``) and what it
+should become (``TuningPlan``).
+
+Units are in the field names (``size_bytes``, ``read_ahead_kb``, ``size_mib``); numbers are
+numbers. Every planned value is a ``Planned`` carrying the reason it was chosen and the source
+(a document, a seed, or ``host data``) so ``fleetforge plan`` explains itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+Transport = Literal["virtio-blk", "virtio-scsi", "scsi", "sata", "nvme", "usb", "mmc", "unknown"]
+Firmware = Literal["efi", "bios"]
+
+
+class Model(BaseModel):
+    """Base: frozen, strict about unknown fields, JSON-able for pyinfra's encoders."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the model as JSON-compatible data (used by pyinfra's ``json_encode``)."""
+        return self.model_dump(mode="json")
+
+
+# -- detected facts ---------------------------------------------------------------------------
+
+
+class Partition(Model):
+    """A partition of a whole disk, as ``lsblk`` reports it."""
+
+    name: str
+    path: str
+    size_bytes: int
+    fstype: str | None
+    mountpoint: str | None
+
+
+class Disk(Model):
+    """A whole disk (``lsblk`` TYPE=disk; loop, zram, ram and optical devices excluded).
+
+    ``rotational`` is the kernel's ``queue/rotational`` flag as reported; virtio-blk reports 1
+    inside QEMU guests, so do not read it as "spinning" without the transport.
+    """
+
+    name: str
+    path: str
+    by_id_path: str | None
+    size_bytes: int
+    transport: Transport
+    rotational: bool
+    model: str | None
+    serial: str | None
+    scheduler: str | None
+    schedulers_available: list[str]
+    read_ahead_kb: int
+    nr_requests: int | None
+    partitions: list[Partition]
+
+
+class Cpu(Model):
+    logical_cpus: int
+    model_name: str
+    hypervisor_flag: bool
+
+
+class SwapDevice(Model):
+    path: str
+    kind: str
+    size_bytes: int
+    used_bytes: int
+    priority: int
+
+
+class Memory(Model):
+    mem_total_bytes: int
+    swap_devices: list[SwapDevice]
+
+
+class OsRelease(Model):
+    id: str
+    id_like: list[str]
+    version_id: str | None
+    pretty_name: str | None
+
+    @property
+    def is_nixos(self) -> bool:
+        return self.id == "nixos"
+
+
+class ZramDevice(Model):
+    name: str
+    disksize_bytes: int
+    algorithm: str | None
+    swap_active: bool
+
+
+class NixInfo(Model):
+    installed: bool
+    version: str | None
+    conf_present: bool
+    daemon_unit: bool
+
+
+class ManagedFile(Model):
+    """Current content of a file fleetforge manages (``None`` in ``HostFacts.files`` if absent)."""
+
+    sha256: str
+    content: str
+
+
+class HostFacts(Model):
+    """Everything one deploy needs, gathered by ``facts.probe.HostProbe`` in one round trip."""
+
+    kernel_release: str
+    disks: list[Disk]
+    cpu: Cpu
+    memory: Memory
+    virtualization: str
+    firmware: Firmware
+    os: OsRelease
+    sysctl: dict[str, str]
+    zram: list[ZramDevice]
+    zram_generator: bool
+    package_manager: str | None
+    nix: NixInfo
+    files: dict[str, ManagedFile | None]
+
+    def disk(self, name: str) -> Disk:
+        for disk in self.disks:
+            if disk.name == name:
+                return disk
+        raise KeyError(name)
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class Planned(Model, Generic[T]):
+    """One planned value with the reason it was chosen and where the rule comes from."""
+
+    value: T
+    reason: str
+    source: str
+
+
+class DiskPlan(Model):
+    name: str
+    path: str
+    disk_class: Literal["virtual", "nvme", "ssd", "hdd"]
+    scheduler: Planned[str]
+    read_ahead_kb: Planned[int]
+
+
+class SysctlPlan(Model):
+    key: str
+    value: Planned[str]
+
+
+class SkippedSysctl(Model):
+    key: str
+    reason: str
+
+
+class ZramPlan(Model):
+    """zram swap as systemd's zram-generator sets it up (``[zram0]``)."""
+
+    enabled: Planned[bool]
+    size_mib: Planned[int]
+    algorithm: Planned[str]
+    swap_priority: Planned[int]
+
+
+class NixPlan(Model):
+    """Nix settings (``nix.conf`` keys) when Nix is installed; ``settings`` keys are nix.conf keys."""
+
+    settings: dict[str, Planned[str]]
+
+
+class TuningPlan(Model):
+    host: str
+    disks: list[DiskPlan]
+    sysctls: list[SysctlPlan]
+    skipped_sysctls: list[SkippedSysctl]
+    zram: ZramPlan
+    nix: NixPlan | None
+
+    def sysctl_values(self) -> dict[str, str]:
+        """Planned sysctl values as ``{key: value}`` strings (whitespace-normalised)."""
+        return {item.key: item.value.value for item in self.sysctls}
