@@ -192,9 +192,7 @@ def _nix_version(line: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def parse_disks(
-    lsblk_lines: list[str], queue_lines: list[str], byid_lines: list[str]
-) -> list[Disk]:
+def parse_disks(lsblk_lines: list[str], queue_lines: list[str], byid_lines: list[str]) -> list[Disk]:
     """Whole disks from ``lsblk -J -b`` joined with their ``/sys/block/*/queue`` values."""
     tree = json.loads("\n".join(lsblk_lines))
     queues: dict[str, list[str]] = {}

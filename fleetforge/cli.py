@@ -1,0 +1,147 @@
+"""``fleetforge``: plan, verify and the local test hosts.
+
+    fleetforge plan INVENTORY [--limit NAME ...] [--json]
+    fleetforge verify INVENTORY [--limit NAME ...] [--json]
+    fleetforge testbed up|down|status|reset|build ...
+
+Exit codes: 0 ok; 1 a check failed or a host could not be reached; 2 only warnings (verify);
+3 bad input (inventory or host data), reported before any host is contacted.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()  # before anything imports ssl/socket, as pyinfra's CLI does
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from fleetforge.errors import FleetforgeError  # noqa: E402
+from fleetforge.models import HostFacts, TuningPlan  # noqa: E402
+
+EXIT_BAD_INPUT = 3
+
+
+def _facts_table(name: str, facts: HostFacts) -> Table:
+    table = Table(title=f"{name}: detected", show_header=False, title_justify="left")
+    cpu, mem = facts.cpu, facts.memory
+    table.add_row("os", f"{facts.os.pretty_name or facts.os.id} (kernel {facts.kernel_release})")
+    table.add_row("virtualization / firmware", f"{facts.virtualization} / {facts.firmware}")
+    table.add_row("cpu", f"{cpu.logical_cpus} x {cpu.model_name}")
+    table.add_row("memory", f"{mem.mem_total_bytes // 1048576} MiB, swap: {[s.path for s in mem.swap_devices]}")
+    for d in facts.disks:
+        table.add_row(
+            f"disk {d.name}",
+            f"{d.size_bytes / 2**30:.1f} GiB {d.transport} rotational={int(d.rotational)} "
+            f"scheduler={d.scheduler} ({' '.join(d.schedulers_available)}) read_ahead_kb={d.read_ahead_kb} "
+            f"by-id={d.by_id_path}",
+        )
+    table.add_row("nix", f"{facts.nix.version}" if facts.nix.installed else "not installed")
+    return table
+
+
+def _plan_table(plan: TuningPlan) -> Table:
+    table = Table(title=f"{plan.host}: plan", title_justify="left")
+    for column in ("item", "value", "reason", "source"):
+        table.add_column(column, overflow="fold")
+    for d in plan.disks:
+        table.add_row(f"{d.name} scheduler ({d.disk_class})", d.scheduler.value, d.scheduler.reason, d.scheduler.source)
+        ra = d.read_ahead_kb
+        table.add_row(f"{d.name} read_ahead_kb", str(ra.value), ra.reason, ra.source)
+    for s in plan.sysctls:
+        table.add_row(s.key, s.value.value, s.value.reason, s.value.source)
+    for s in plan.skipped_sysctls:
+        table.add_row(s.key, "(skipped)", s.reason, "detected")
+    z = plan.zram
+    for label, item in (("zram", z.enabled), ("zram-size MiB", z.size_mib), ("zram algorithm", z.algorithm),
+                        ("zram swap-priority", z.swap_priority)):  # fmt: skip
+        table.add_row(label, str(item.value), item.reason, item.source)
+    if plan.nix:
+        for key, item in plan.nix.settings.items():
+            table.add_row(f"nix {key}", item.value, item.reason, item.source)
+    return table
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from fleetforge.gather import load_inventory, probe
+    from fleetforge.planner import plan_host
+
+    state, hosts = load_inventory(args.inventory, args.limit)
+    results = probe(state, hosts)
+    out, code, console = {}, 0, Console()
+    for h in hosts:
+        facts = results.get(h.name, "not probed")
+        if isinstance(facts, str):
+            out[h.name] = {"error": facts}
+            code = 1
+            continue
+        plan = plan_host(h.name, facts, h.settings)
+        out[h.name] = {"facts": facts.to_json(), "plan": plan.to_json()}
+        if not args.json:
+            console.print(_facts_table(h.name, facts))
+            console.print(_plan_table(plan))
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for name, item in out.items():
+            if "error" in item:
+                console.print(f"[red]{name}: {item['error']}[/red]")
+    return code
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fleetforge.gather import load_inventory
+    from fleetforge.verify import exit_code, verify_host
+
+    _, hosts = load_inventory(args.inventory, args.limit)
+    with ThreadPoolExecutor(max_workers=min(32, max(1, len(hosts)))) as pool:
+        outcomes = list(pool.map(lambda h: verify_host(h.name, h.data, h.settings), hosts))
+    results = [r for _, host_results in outcomes for r in host_results]
+    code = exit_code(results)
+    if args.json:
+        print(json.dumps({"exit_code": code, "results": [r.__dict__ for r in results]}, indent=2))
+        return code
+    console = Console()
+    for h, (_, host_results) in zip(hosts, outcomes, strict=True):
+        bad = [r for r in host_results if r.severity != "ok"]
+        ok = len(host_results) - len(bad)
+        console.print(f"{h.name}: {ok}/{len(host_results)} checks passed")
+        for r in bad:
+            console.print(f"  {r.line()}", style="red" if r.severity == "fail" else "yellow", markup=False)
+    console.print({0: "verify: all hosts pass", 1: "verify: FAILED", 2: "verify: passed with warnings"}[code])
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["testbed"]:
+        from fleetforge.testbed.cli import main as testbed_main
+
+        return testbed_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="fleetforge", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, text in (
+        ("plan", cmd_plan, "print each host's detected hardware and its plan; changes nothing"),
+        ("verify", cmd_verify, "check live values on every host against its plan (testinfra)"),
+    ):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("inventory", help="pyinfra inventory file, e.g. inventory.py")
+        p.add_argument("--limit", action="append", help="host or group name (repeatable)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(func=func)
+    sub.add_parser("testbed", help="local QEMU test hosts: up|down|status|reset|build")
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except FleetforgeError as exc:
+        print(f"fleetforge: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Load a pyinfra inventory and gather ``HostProbe`` facts through pyinfra's own connectors.
+
+Used by ``fleetforge plan``. The caller must have gevent's ``monkey.patch_all()`` applied
+before importing this module (``fleetforge.cli`` does), as pyinfra's CLI does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+from pyinfra.api import Config, State
+from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.facts import get_fact
+from pyinfra.context import ctx_state
+from pyinfra_cli.inventory import make_inventory
+
+from facts.probe import HostProbe
+from fleetforge.models import HostFacts
+from fleetforge.planner import sysctl_keys
+from fleetforge.settings import HostSettings, validate_hosts
+
+
+@dataclass
+class InventoryHost:
+    """One host of the inventory: its name, merged data, groups and validated settings."""
+
+    name: str
+    data: dict[str, Any]
+    groups: list[str]
+    settings: HostSettings
+
+
+def load_inventory(path: str, limit: list[str] | None = None) -> tuple[State, list[InventoryHost]]:
+    """Load ``path`` (an ``inventory.py``) the way ``pyinfra`` does, then validate host data.
+
+    ``limit``: host names or group names to keep (like ``pyinfra --limit``).
+    Returns the initialised pyinfra ``State`` and the hosts in inventory order.
+    Raises ``SettingsError`` (every bad key of every host) before anything connects.
+    """
+    state = State(check_for_changes=False)
+    ctx_state.set(state)
+    inventory = make_inventory(path, cwd=os.path.dirname(os.path.abspath(path)) or ".")
+    hosts = list(inventory)
+    if limit:
+        wanted = set(limit)
+        hosts = [h for h in hosts if h.name in wanted or wanted & {g for g in h.groups}]
+    settings = validate_hosts({h.name: h.data.dict() for h in hosts})
+    state.init(inventory, Config(FAIL_PERCENT=100, CONNECT_TIMEOUT=10), initial_limit=hosts)
+    return state, [
+        InventoryHost(name=h.name, data=h.data.dict(), groups=list(h.groups), settings=settings[h.name]) for h in hosts
+    ]
+
+
+def probe(state: State, hosts: list[InventoryHost]) -> dict[str, HostFacts | str]:
+    """Connect to ``hosts`` in parallel and run ``HostProbe`` on each.
+
+    Returns ``{host name: HostFacts}``, or ``{host name: "reason"}`` for a host that could not
+    be reached or whose output could not be parsed; one bad host never stops the others.
+    """
+    connect_all(state)
+    by_name = {h.name: h for h in hosts}
+    results: dict[str, HostFacts | str] = {h.name: "could not connect" for h in state.inventory if h.name in by_name}
+
+    def one(host) -> None:
+        keys = sysctl_keys(by_name[host.name].settings)
+        facts = get_fact(state, host, HostProbe, kwargs={"sysctl_keys": keys}, apply_failed_hosts=False)
+        results[host.name] = facts if facts is not None else "HostProbe failed (see log)"
+
+    active = [h for h in state.activated_hosts if h.name in by_name]
+    gevent.joinall([state.pool.spawn(one, h) for h in active], raise_error=True)
+    disconnect_all(state)
+    return results
