@@ -62,8 +62,7 @@ _SCHEDULER_RULES = {
         "none",
         "virtual disk: the host's own scheduler already orders I/O; a guest scheduler adds "
         "latency (seed 002 prefers mq-deadline: set io_scheduler to follow it)",
-        'linux-block 2023 "virtio_blk: set the default scheduler to none"; RHEL virtualization '
-        "tuning guide",
+        'linux-block 2023 "virtio_blk: set the default scheduler to none"; RHEL virtualization tuning guide',
     ),
     "nvme": (
         "none",
@@ -207,8 +206,7 @@ def plan_swap_sysctls(facts: HostFacts, zram_enabled: bool) -> dict[str, tuple[s
             swappiness,
             "swap is zram only: swapping to compressed RAM is cheaper than dropping page cache"
             + ("" if swappiness == "133" else "; kernel < 5.8 caps swappiness at 100"),
-            "Documentation/admin-guide/sysctl/vm.rst (swappiness, in-memory swap); "
-            "seed 002's 10 rejected",
+            "Documentation/admin-guide/sysctl/vm.rst (swappiness, in-memory swap); seed 002's 10 rejected",
         ),
         "vm.page-cluster": (
             "0",
@@ -242,9 +240,7 @@ def plan_sysctls(
                 )
             )
             continue
-        planned.append(
-            SysctlPlan(key=key, value=Planned(value=value, reason=reason, source=source))
-        )
+        planned.append(SysctlPlan(key=key, value=Planned(value=value, reason=reason, source=source)))
     return planned, skipped
 
 
@@ -364,8 +360,7 @@ def plan_nix(facts: HostFacts, settings: HostSettings) -> NixPlan | None:
         items[key] = (nix_value(value), "set in host data", DATA)
     return NixPlan(
         settings={
-            key: Planned(value=value, reason=reason, source=source)
-            for key, (value, reason, source) in items.items()
+            key: Planned(value=value, reason=reason, source=source) for key, (value, reason, source) in items.items()
         }
     )
 

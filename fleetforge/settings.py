@@ -118,11 +118,7 @@ def settings_from_data(host: str, data: dict[str, Any]) -> HostSettings:
     Raises ``SettingsError`` naming the host and every bad key.
     """
     declared = set(data.get("extra_data_keys") or [])
-    ours = {
-        key: value
-        for key, value in data.items()
-        if not key.startswith(CONNECTOR_PREFIXES) and key not in declared
-    }
+    ours = {key: value for key, value in data.items() if not key.startswith(CONNECTOR_PREFIXES) and key not in declared}
     try:
         return HostSettings.model_validate(ours)
     except ValidationError as exc:
