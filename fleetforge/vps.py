@@ -67,7 +67,9 @@ def tune_host() -> None:
     contradicts its hardware) during pyinfra's prepare phase, before any operation runs.
     """
     settings = inventory_settings()[host.name]
-    facts: HostFacts = host.get_fact(HostProbe, sysctl_keys=sysctl_keys(settings))
+    facts: HostFacts | None = host.get_fact(HostProbe, sysctl_keys=sysctl_keys(settings))
+    if facts is None:  # the probe failed: pyinfra has already marked this host failed
+        return
     if facts.os.is_nixos:
         logger.warning(f"[{host.name}] NixOS host: the /etc path does not apply; skipped")
         return

@@ -1,0 +1,48 @@
+"""pyinfra-testing fixtures: real ``HostProbe`` outputs captured from test VMs and machines
+(``tests/facts/capture.py``), one per hardware variant, parsed and compared with the reviewed
+fact. Plus malformed outputs that must raise ``FactProcessError``."""
+
+import warnings
+from pathlib import Path
+
+import pytest
+from pyinfra.api.exceptions import FactProcessError
+from pyinfra_testing.facts import make_fact_tests
+
+from facts.probe import HostProbe
+from tests.conftest import load_fixture
+
+warnings.filterwarnings("ignore", message="No command set for test")
+
+TestHostProbe = make_fact_tests("facts", "probe.HostProbe", Path(__file__).parent / "probe.HostProbe")
+
+
+def _output(name="controller-docker-vda"):
+    return list(load_fixture(name)["output"])
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        pytest.param(lambda out: out[: len(out) // 3], id="truncated"),
+        pytest.param(lambda out: [line.replace('"size"', '"sighs"') for line in out], id="lsblk-missing-size"),
+        pytest.param(lambda out: [line.replace("{", "[", 1) for line in out], id="lsblk-bad-json"),
+        pytest.param(
+            lambda out: [line if "MemTotal" not in line else "MemTotal: lots kB" for line in out],
+            id="meminfo-not-a-number",
+        ),  # fmt: skip
+        pytest.param(
+            lambda out: [line + "|extra" if line.startswith("vda|") else line for line in out], id="queue-extra-field"
+        ),  # fmt: skip
+    ],
+)
+def test_malformed_output_raises_fact_process_error(mangle):
+    with pytest.raises(FactProcessError):
+        HostProbe().process(mangle(_output()))
+
+
+def test_probe_command_passes_sysctl_keys_as_quoted_arguments():
+    command = HostProbe().command(sysctl_keys=["vm.swappiness", "net.ipv4.tcp_rmem"])
+    text = command.get_raw_value()
+    assert text.startswith("sh -c ")
+    assert text.endswith("fleetforge-probe vm.swappiness net.ipv4.tcp_rmem")
