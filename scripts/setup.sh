@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install what fleetforge and its local test hosts need on a fresh Debian 12 machine (as root):
+# Debian packages through apt, then a Python virtualenv in .venv with the project installed.
+# Idempotent: packages already installed and an existing .venv are kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# qemu/mmdebstrap/disk tools build and run the test VMs; openssh-client reaches them
+# (testinfra's ssh backend); nix-bin gives the real Nix evaluator for rendered Nix.
+APT_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap fdisk gdisk dosfstools e2fsprogs zstd
+              openssh-client iproute2 nix-bin python3-venv)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.fleetforge-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  touch "$stamp"
+fi
