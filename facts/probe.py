@@ -281,17 +281,25 @@ def classify_transport(name: str, sys_path: str, tran: str | None) -> Transport:
 
 
 _BY_ID_PREFERENCE = ("nvme-", "virtio-", "ata-", "scsi-0", "scsi-", "usb-", "wwn-")
+# Opaque identifiers: stable, but a person cannot tell the disk from them.
+_BY_ID_OPAQUE = ("nvme-eui.", "nvme-nvme.")
 
 
 def pick_by_id(links: list[str]) -> str | None:
-    """Most readable stable ``/dev/disk/by-id`` link for a disk (``nvme-eui.*`` last)."""
+    """Most readable stable ``/dev/disk/by-id`` link for a disk.
 
-    def rank(link: str) -> tuple[int, str]:
+    Model+serial names first (``nvme-``, ``virtio-``, ``ata-``, ``scsi-0``...), opaque
+    ``nvme-eui.``/``nvme-nvme.`` names last; among equals the shortest (without the
+    ``_<namespace>`` suffix), then alphabetical.
+    """
+
+    def rank(link: str) -> tuple[int, int, str]:
         base = link.rsplit("/", 1)[-1]
-        for i, prefix in enumerate(_BY_ID_PREFERENCE):
-            if base.startswith(prefix) and not base.startswith("nvme-eui."):
-                return (i, base)
-        return (len(_BY_ID_PREFERENCE), base)
+        if not base.startswith(_BY_ID_OPAQUE):
+            for i, prefix in enumerate(_BY_ID_PREFERENCE):
+                if base.startswith(prefix):
+                    return (i, len(base), base)
+        return (len(_BY_ID_PREFERENCE), len(base), base)
 
     return min(links, key=rank) if links else None
 

@@ -27,11 +27,16 @@ Severity = Literal["fail", "warn"]
 
 @dataclass(frozen=True)
 class Check:
-    """One planned value to compare with the host: ``read(host) -> actual`` as a string."""
+    """One planned value to compare with the host.
+
+    ``path``: the file whose content holds the live value (``nix:KEY`` for an effective Nix
+    setting); ``parse`` turns that content into the string compared with ``expected``.
+    """
 
     item: str
     expected: str
-    read: Callable[[Any], str | None]
+    path: str
+    parse: Callable[[str], str | None] = lambda text: " ".join(text.split())
     severity_if_missing: Severity = "fail"
 
 
@@ -47,28 +52,73 @@ class CheckResult:
         return f"{self.severity.upper():4} {self.host}: {self.item}: expected {self.expected!r}, got {self.actual!r}"
 
 
-def _read(path: str) -> Callable[[Any], str | None]:
-    def read(host) -> str | None:
-        f = host.file(path)
-        return " ".join(f.content_string.split()) if f.exists else None
-
-    return read
+def _bracketed(text: str) -> str | None:
+    return parse_scheduler(text)[0]
 
 
-def _bracketed(path: str) -> Callable[[Any], str | None]:
-    def read(host) -> str | None:
-        f = host.file(path)
-        return parse_scheduler(f.content_string)[0] if f.exists else None
-
-    return read
-
-
-def _zram_swap_priority(host) -> str | None:
-    for line in host.file("/proc/swaps").content_string.splitlines()[1:]:
+def _zram_swap_priority(text: str) -> str | None:
+    for line in text.splitlines()[1:]:
         fields = line.split()
         if fields and fields[0] == "/dev/zram0":
             return fields[4]
     return None
+
+
+def _zram_swap_state(text: str) -> str:
+    return "active" if _zram_swap_priority(text) else "inactive"
+
+
+def _nix_conf_block(text: str) -> str:
+    return "present" if NIX_BEGIN in text else "absent"
+
+
+def _substituters(text: str) -> str:
+    return " ".join(url.rstrip("/") for url in text.split())
+
+
+def checks_for(plan: TuningPlan) -> Iterator[Check]:
+    """Every live value the plan determines, as checks."""
+    for disk in plan.disks:
+        queue = f"/sys/block/{disk.name}/queue"
+        yield Check(f"{disk.name} scheduler", disk.scheduler.value, f"{queue}/scheduler", _bracketed)
+        yield Check(f"{disk.name} read_ahead_kb", str(disk.read_ahead_kb.value), f"{queue}/read_ahead_kb")
+    for item in plan.sysctls:
+        yield Check(f"sysctl {item.key}", item.value.value, f"/proc/sys/{item.key.replace('.', '/')}")
+    zram = plan.zram
+    if zram.enabled.value:
+        yield Check("zram0 disksize", str(zram.size_mib.value * 1048576), "/sys/block/zram0/disksize")
+        yield Check("zram0 algorithm", zram.algorithm.value, "/sys/block/zram0/comp_algorithm", _bracketed)
+        yield Check("zram0 swap priority", str(zram.swap_priority.value), "/proc/swaps", _zram_swap_priority)
+    else:
+        yield Check("zram0 swap", "inactive", "/proc/swaps", _zram_swap_state)
+    if plan.nix is not None:
+        yield Check("nix.conf managed block", "present", NIX_CONF, _nix_conf_block)
+        for key, item in plan.nix.settings.items():
+            # A key unknown to an older Nix is only a warning: Nix itself only warns about it.
+            parse = _substituters if key == "substituters" else Check.parse
+            yield Check(f"nix {key}", item.value, f"nix:{key}", parse, severity_if_missing="warn")
+
+
+READ_FILES = r'for f; do if [ -r "$f" ]; then printf "@@%s\n" "$f"; cat "$f"; echo; fi; done'
+
+
+def read_live(host, checks: list[Check]) -> dict[str, str]:
+    """Content of every file the checks read, in one command (plus one ``nix show-config``
+    when Nix settings are checked). ``{path: text}``; unreadable files are absent."""
+    paths = sorted({c.path for c in checks if not c.path.startswith("nix:")})
+    result = host.run(shlex.join(["sh", "-c", READ_FILES, "fleetforge-verify", *paths]))
+    live: dict[str, str] = {}
+    current: list[str] | None = None
+    for line in result.stdout.splitlines():
+        if line.startswith("@@/"):
+            current = []
+            live[line[2:]] = current  # type: ignore[assignment]
+        elif current is not None:
+            current.append(line)
+    live = {path: "\n".join(lines) for path, lines in live.items()}  # type: ignore[misc]
+    if any(c.path.startswith("nix:") for c in checks):
+        live.update({f"nix:{key}": value for key, value in nix_show_config(host).items()})
+    return live
 
 
 def nix_show_config(host) -> dict[str, str]:
@@ -82,60 +132,24 @@ def nix_show_config(host) -> dict[str, str]:
     return {}
 
 
-def checks_for(plan: TuningPlan) -> Iterator[Check]:
-    """Every live value the plan determines, as checks."""
-    for disk in plan.disks:
-        queue = f"/sys/block/{disk.name}/queue"
-        yield Check(f"{disk.name} scheduler", disk.scheduler.value, _bracketed(f"{queue}/scheduler"))
-        yield Check(f"{disk.name} read_ahead_kb", str(disk.read_ahead_kb.value), _read(f"{queue}/read_ahead_kb"))
-    for item in plan.sysctls:
-        yield Check(f"sysctl {item.key}", item.value.value, _read(f"/proc/sys/{item.key.replace('.', '/')}"))
-    if plan.zram.enabled.value:
-        yield Check("zram0 disksize", str(plan.zram.size_mib.value * 1048576), _read("/sys/block/zram0/disksize"))
-        yield Check("zram0 algorithm", plan.zram.algorithm.value, _bracketed("/sys/block/zram0/comp_algorithm"))
-        yield Check("zram0 swap priority", str(plan.zram.swap_priority.value), _zram_swap_priority)
+def evaluate(name: str, check: Check, live: dict[str, str]) -> CheckResult:
+    """Compare one check with the live values read by ``read_live``."""
+    text = live.get(check.path)
+    actual = check.parse(text) if text is not None else None
+    if actual == check.expected:
+        severity = "ok"
+    elif actual is None:
+        severity = check.severity_if_missing
     else:
-        yield Check("zram0 swap", "inactive", lambda h: "active" if _zram_swap_priority(h) else "inactive")
-    if plan.nix is not None:
-        yield Check(
-            "nix.conf managed block",
-            "present",
-            lambda h: "present" if NIX_BEGIN in h.file(NIX_CONF).content_string else "absent",
-        )
-        for key, item in plan.nix.settings.items():
-            # A key unknown to an older Nix is only a warning: Nix ignores it with a warning too.
-            yield Check(f"nix {key}", item.value, _nix_setting(key), severity_if_missing="warn")
-
-
-def _nix_setting(key: str) -> Callable[[Any], str | None]:
-    def read(host) -> str | None:
-        cache = host.__dict__.setdefault("_fleetforge_nix", {})
-        if "config" not in cache:
-            cache["config"] = nix_show_config(host)
-        value = cache["config"].get(key)
-        if value is not None and key == "substituters":
-            value = " ".join(url.rstrip("/") for url in value.split())
-        return value
-
-    return read
+        severity = "fail"
+    return CheckResult(name, check.item, check.expected, actual, severity)  # type: ignore[arg-type]
 
 
 def run_checks(name: str, host, plan: TuningPlan) -> list[CheckResult]:
     """Run every check of ``plan`` on testinfra ``host``; never raises for a failed check."""
-    results = []
-    for check in checks_for(plan):
-        try:
-            actual = check.read(host)
-        except Exception as exc:  # a check that cannot read is a failure, reported with why
-            actual = f"error: {exc}"
-        if actual == check.expected:
-            severity = "ok"
-        elif actual is None:
-            severity = check.severity_if_missing
-        else:
-            severity = "fail"
-        results.append(CheckResult(name, check.item, check.expected, actual, severity))  # type: ignore[arg-type]
-    return results
+    checks = list(checks_for(plan))
+    live = read_live(host, checks)
+    return [evaluate(name, check, live) for check in checks]
 
 
 def testinfra_host(name: str, data: dict[str, Any]):

@@ -52,11 +52,10 @@ def summary(plan: TuningPlan) -> str:
 
 
 def _follow_up(name: str, commands, changed, drift: list[str]) -> None:
-    """Run ``commands`` if the file operation changed, or at once if live state drifted."""
+    """Run ``commands`` if the file operation changed, or anyway if the live state drifted."""
     if drift:
-        server.shell(name=f"{name} (drift: {'; '.join(drift)})", commands=list(commands))
-    else:
-        server.shell(name=name, commands=list(commands), _if=changed.did_change)
+        host.log(f"{name}: live state differs from the plan: {'; '.join(drift)}", logger.info)
+    server.shell(name=name, commands=list(commands), _if=lambda: bool(drift) or changed.did_change())
 
 
 @deploy("fleetforge: tune VPS")

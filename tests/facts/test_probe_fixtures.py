@@ -46,3 +46,17 @@ def test_probe_command_passes_sysctl_keys_as_quoted_arguments():
     text = command.get_raw_value()
     assert text.startswith("sh -c ")
     assert text.endswith("fleetforge-probe vm.swappiness net.ipv4.tcp_rmem")
+
+
+def test_by_id_prefers_readable_model_serial_names():
+    from facts.probe import pick_by_id
+
+    links = [
+        "/dev/disk/by-id/nvme-nvme.1b36-6666-00000001",
+        "/dev/disk/by-id/nvme-eui.0011",
+        "/dev/disk/by-id/nvme-samsung_ssd_ffnvme0_1",
+        "/dev/disk/by-id/nvme-samsung_ssd_ffnvme0",
+    ]
+    assert pick_by_id(links) == "/dev/disk/by-id/nvme-samsung_ssd_ffnvme0"
+    assert pick_by_id(["/dev/disk/by-id/wwn-0x5", "/dev/disk/by-id/ata-ST1000_Z1"]) == "/dev/disk/by-id/ata-ST1000_Z1"
+    assert pick_by_id([]) is None
