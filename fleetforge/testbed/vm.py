@@ -204,6 +204,13 @@ class Testbed:
     def _alive(self, vm: VMInfo) -> bool:
         return pid_alive(vm.pid, vm.vm_dir)
 
+    def _reachable_patiently(self, vm: VMInfo) -> bool:
+        """SSH check for a VM that may be busy (a deploy under emulation): 2 tries, 20 s each.
+
+        A false negative would restart (and wipe) a VM someone is using, so be patient.
+        """
+        return any(is_reachable(vm.target(), timeout=20) for _ in range(2))
+
     # ------------------------------------------------------------------ images
     def image(self) -> Image | None:
         """The built image of this testbed's recipe, or ``None``."""
@@ -259,7 +266,7 @@ class Testbed:
                     and old.image == img.recipe_hash
                     and old.accel == self.accel
                     and self._alive(old)
-                    and is_reachable(old.target())
+                    and self._reachable_patiently(old)
                 ):
                     old.running, old.reachable = True, True
                     keep[name] = old
@@ -418,7 +425,7 @@ class Testbed:
 
     def status(self, *, check_ssh: bool = True) -> list[VMInfo]:
         """All recorded VMs with ``running`` (process alive), ``reachable`` (SSH login works,
-        checked in parallel, 5 s timeout; ``None`` when ``check_ssh`` is false) and ``rss_mib``.
+        checked in parallel, 10 s timeout; ``None`` when ``check_ssh`` is false) and ``rss_mib``.
 
         Does not change the state file. Returns ``[]`` when nothing was started.
         """
@@ -433,7 +440,7 @@ class Testbed:
             live = [vm for vm in vms if vm.running]
             if live:
                 with ThreadPoolExecutor(max_workers=len(live)) as ex:
-                    for vm, ok in zip(live, ex.map(lambda v: is_reachable(v.target()), live), strict=True):
+                    for vm, ok in zip(live, ex.map(lambda v: is_reachable(v.target(), timeout=10), live), strict=True):
                         vm.reachable = ok
             for vm in vms:
                 if not vm.running:
