@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from .errors import TestbedError
@@ -29,6 +31,10 @@ from .flavours import DEFAULT_SPECS, FLAVOURS
 from .image import clean_images
 from .prereq import APT_PACKAGES, missing_packages
 from .vm import Testbed, VMInfo, inventory_hosts
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _log(msg: str) -> None:
@@ -108,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the testbed CLI with ``argv`` (without the program name); return the exit status."""
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (timeout, CI cancel) unwinds like Ctrl-C: builds stop their children cleanly
+        signal.signal(signal.SIGTERM, _terminate)
     tb = Testbed(args.dir, log=None if args.quiet else _log)
     try:
         if args.cmd == "up":
@@ -145,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"image {img.recipe_hash}: {img.path} {img.timings()}")
         elif args.cmd == "prune":
             img = tb.image()
-            for p in clean_images(tb.layout, keep=img.recipe_hash if img else None):
+            in_use = {vm.image for vm in tb.status(check_ssh=False)}  # keep images of listed VMs
+            for p in clean_images(tb.layout, keep=in_use | ({img.recipe_hash} if img else set())):
                 print(f"removed {p}")
         elif args.cmd == "check":
             missing = missing_packages(build=True)

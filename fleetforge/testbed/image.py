@@ -22,12 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import qemu
 from .errors import ImageBuildError
@@ -306,17 +308,64 @@ def _quiet(_msg: str) -> None:
     return None
 
 
-def _run(cmd: Sequence[str | os.PathLike[str]], log_file: Path, **kw: object) -> None:
-    """Run ``cmd`` appending its output to ``log_file``; :class:`ImageBuildError` on failure."""
+def _run(cmd: Sequence[str | os.PathLike[str]], log_file: Path, **kw: Any) -> None:
+    """Run ``cmd`` appending its output to ``log_file``; :class:`ImageBuildError` on failure.
+
+    If the caller is interrupted (Ctrl-C, timeout), the child gets SIGTERM and up to 60 s to
+    clean up (mmdebstrap unmounts /proc, /sys and /dev from the rootfs) before SIGKILL.
+    """
     with open(log_file, "ab") as lf:
         lf.write(("\n$ " + " ".join(map(str, cmd)) + "\n").encode())
         lf.flush()
-        proc = subprocess.run([str(c) for c in cmd], stdout=lf, stderr=subprocess.STDOUT, check=False, **kw)
-    if proc.returncode != 0:
+        proc = subprocess.Popen([str(c) for c in cmd], stdout=lf, stderr=subprocess.STDOUT, **kw)
+        try:
+            rc = proc.wait()
+        except BaseException:
+            proc.terminate()
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
+    if rc != 0:
         tail = log_file.read_text(errors="replace").splitlines()[-25:]
-        raise ImageBuildError(
-            f"{Path(str(cmd[0])).name} failed (exit {proc.returncode}); log: {log_file}\n" + "\n".join(tail)
-        )
+        raise ImageBuildError(f"{Path(str(cmd[0])).name} failed (exit {rc}); log: {log_file}\n" + "\n".join(tail))
+
+
+def _mounts_under(path: Path) -> list[str]:
+    """Mount points at or below ``path`` (deepest first), from /proc/self/mountinfo."""
+    base = os.path.realpath(path)
+    found = []
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        if mp == base or mp.startswith(base + "/"):
+            found.append(mp)
+    return sorted(found, key=len, reverse=True)
+
+
+def safe_rmtree(path: Path) -> None:
+    """Delete a build directory, first unmounting what a killed mmdebstrap may have left
+    mounted in it (/proc, an rbind of /sys, /dev nodes). Never descends into a mount.
+
+    Raises:
+        ImageBuildError: something stays mounted below ``path`` (nothing is deleted then).
+    """
+    if not path.exists():
+        return
+    for mp in _mounts_under(path):
+        subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
+    left = _mounts_under(path)
+    if left:
+        raise ImageBuildError(f"not deleting {path}: still mounted: {', '.join(left)}")
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def sparse_copy(src: Path, dst: Path, offset: int) -> int:
@@ -393,11 +442,11 @@ def build_image(layout: Layout, recipe: Recipe, *, log: Log = _quiet) -> Image:
     h = recipe.hash()
     final = layout.images / h
     tmp = layout.images / f".tmp-{h}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    safe_rmtree(tmp)
     for stale in layout.images.glob(f".tmp-{h}-*"):  # leftovers of killed builds
         pid = stale.name.rsplit("-", 1)[-1]
         if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
-            shutil.rmtree(stale, ignore_errors=True)
+            safe_rmtree(stale)
     tmp.mkdir(parents=True)
     build_log = tmp / "build.log"
     timings: dict[str, float] = {}
@@ -493,7 +542,7 @@ def build_image(layout: Layout, recipe: Recipe, *, log: Log = _quiet) -> Image:
               tmp / "base.qcow2"], build_log)  # fmt: skip
         disk.unlink()
         timings["qcow2_s"] = round(time.monotonic() - t, 1)
-        shutil.rmtree(rootfs)
+        safe_rmtree(rootfs)
         shutil.rmtree(files)
         timings["total_s"] = round(time.monotonic() - t_all, 1)
         (tmp / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
@@ -510,18 +559,20 @@ def build_image(layout: Layout, recipe: Recipe, *, log: Log = _quiet) -> Image:
         keep = layout.images / f"failed-{h}.log"
         if build_log.exists():
             shutil.copy(build_log, keep)
-        shutil.rmtree(tmp, ignore_errors=True)
+        safe_rmtree(tmp)
         raise
     log(f"image {h} built in {timings['total_s']} s: {final}")
     return Image(final, h)
 
 
-def clean_images(layout: Layout, keep: str | None = None) -> list[Path]:
-    """Delete cached images other than ``keep`` (a recipe hash). Returns the deleted paths."""
+def clean_images(layout: Layout, keep: Iterable[str] = ()) -> list[Path]:
+    """Delete cached images whose recipe hash is not in ``keep``; builds in progress
+    (``.tmp-*``) are left alone. Returns the deleted paths."""
+    keep = set(keep)
     removed = []
     if layout.images.is_dir():
         for p in layout.images.iterdir():
-            if p.is_dir() and p.name != keep:
-                shutil.rmtree(p, ignore_errors=True)
+            if p.is_dir() and not p.name.startswith(".") and p.name not in keep:
+                safe_rmtree(p)
                 removed.append(p)
     return removed

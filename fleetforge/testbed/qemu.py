@@ -243,6 +243,16 @@ def kill(pid: int | None, marker: str | Path, timeout: float = 10.0) -> None:
     raise VMError(f"qemu pid {pid} did not exit")
 
 
+def port_free(port: int) -> bool:
+    """True if ``port`` can be bound on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(avoid: set[int] | frozenset[int] = frozenset()) -> int:
     """A currently free TCP port on 127.0.0.1 (not in ``avoid``)."""
     for _ in range(100):

@@ -46,11 +46,12 @@ from .qemu import (
     kill,
     launch,
     pid_alive,
+    port_free,
     qemu_command,
     read_pid,
     rss_mib,
 )
-from .ssh import SSHTarget, close_master, is_reachable, run_ssh, sync_clock, wait_for_ssh
+from .ssh import SSHTarget, close_master, is_reachable, run_ssh, sync_clock, sync_clock_when_up
 
 STATE_VERSION = 1
 SNAPSHOT = "clean"
@@ -279,7 +280,12 @@ class Testbed:
             avoid = {vm.ssh_port for vm in state.vms.values()}
             ports = {}
             for name, _ in start:
-                ports[name] = free_port(avoid)
+                old = state.vms.get(name)
+                # a restarted VM keeps its port when it can, so inventories stay valid
+                if old is not None and port_free(old.ssh_port):
+                    ports[name] = old.ssh_port
+                else:
+                    ports[name] = free_port(avoid)
                 avoid.add(ports[name])
             errors: list[str] = []
             if start:
@@ -372,9 +378,8 @@ class Testbed:
                     q.command("cont")
             t_run = time.monotonic()
             target = info.target()
-            wait_for_ssh(target, START_TIMEOUT, interval=0.1)
+            sync_clock_when_up(target, START_TIMEOUT, extra=_rename_script(name))
             t_ssh = time.monotonic()
-            sync_clock(target, extra=_rename_script(name))
             with QMP(info.qmp_socket, timeout=120) as q:
                 out = q.hmp(f"savevm {SNAPSHOT}")
             if out.strip():
@@ -481,8 +486,7 @@ class Testbed:
                 if out.strip():
                     raise VMError(f"{name}: loadvm {SNAPSHOT} failed: {out.strip()}")
                 q.wait_status({"running"}, timeout=30)
-            wait_for_ssh(vm.target(), START_TIMEOUT, interval=0.1)
-            sync_clock(vm.target())
+            sync_clock_when_up(vm.target(), START_TIMEOUT)
         took = time.monotonic() - t0
         self.log(f"{name}: reset in {took:.2f} s")
         return took
