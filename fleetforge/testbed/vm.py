@@ -79,7 +79,7 @@ class VMInfo(BaseModel):
     ssh_port: int
     ssh_user: str = "root"
     ssh_key: Path
-    known_hosts: Path
+    known_hosts: Path = Field(description="run/known_hosts: exact [127.0.0.1]:PORT lines")
     memory_mib: int
     vcpus: int
     root_disk: str = Field(description="guest kernel name of the root disk: vda or sda")
@@ -97,7 +97,7 @@ class VMInfo(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per start step")
 
     def target(self) -> SSHTarget:
-        """SSH coordinates (OpenSSH known_hosts of the image, wildcard port)."""
+        """SSH coordinates for OpenSSH (or paramiko: ``known_hosts`` has exact port lines)."""
         return SSHTarget(self.ssh_host, self.ssh_port, self.ssh_user, self.ssh_key, self.known_hosts)
 
     @property
@@ -188,18 +188,29 @@ class Testbed:
         except ValueError as e:
             raise TestbedError(f"unreadable testbed state {p}: {e} (run 'testbed down')") from e
 
-    def _save(self, state: _State) -> None:
+    def _host_key(self, image_hash: str) -> str | None:
+        """``ssh-ed25519 AAAA...`` host key of the VMs of image ``image_hash``."""
+        try:
+            pub = (self.layout.images / image_hash / "ssh_host_ed25519_key.pub").read_text()
+        except OSError:
+            return None
+        return " ".join(pub.split()[:2])
+
+    def _save(self, state: _State, images: Iterable[str] = ()) -> None:
+        """Write ``run/state.json`` and ``run/known_hosts`` (both atomically).
+
+        known_hosts gets an exact ``[127.0.0.1]:PORT`` line per VM (paramiko, hence pyinfra,
+        does not match wildcards) and a ``[127.0.0.1]:*`` line per image (OpenSSH, for VMs
+        being started).
+        """
         _write_atomic(self.layout.state_file, state.model_dump_json(indent=1) + "\n")
         lines = []
-        keys = {}
         for vm in state.vms.values():
-            if vm.known_hosts not in keys:
-                try:
-                    keys[vm.known_hosts] = vm.known_hosts.read_text().split(None, 1)[1].strip()
-                except (OSError, IndexError):
-                    continue
-            lines.append(f"[{vm.ssh_host}]:{vm.ssh_port} {keys[vm.known_hosts]}")
-        # exact host:port entries: paramiko (pyinfra) does not match the wildcard entry
+            if key := self._host_key(vm.image):
+                lines.append(f"[{vm.ssh_host}]:{vm.ssh_port} {key}")
+        for h in sorted({*images, *(vm.image for vm in state.vms.values())}):
+            if key := self._host_key(h):
+                lines.append(f"[127.0.0.1]:* {key}")
         _write_atomic(self.layout.known_hosts, "".join(f"{x}\n" for x in lines))
 
     def _alive(self, vm: VMInfo) -> bool:
@@ -257,6 +268,7 @@ class Testbed:
         with file_lock(self.layout.lock_file):
             img = ensure_image(self.layout, self.recipe, log=self.log)
             state = self._load()
+            self._save(state, images=[img.recipe_hash])  # known_hosts accepts the new VMs
             keep: dict[str, VMInfo] = {}
             start: list[Spec] = []
             for name, flavour in wanted:
@@ -329,7 +341,7 @@ class Testbed:
             flavour=flavour.name,
             ssh_port=port,
             ssh_key=img.ssh_key,
-            known_hosts=img.known_hosts,
+            known_hosts=self.layout.known_hosts,
             memory_mib=flavour.memory_mib,
             vcpus=flavour.vcpus,
             root_disk=flavour.root_disk,
