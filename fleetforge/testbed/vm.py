@@ -271,17 +271,26 @@ class Testbed:
             self._save(state, images=[img.recipe_hash])  # known_hosts accepts the new VMs
             keep: dict[str, VMInfo] = {}
             start: list[Spec] = []
+            candidates = {
+                name: old
+                for name, flavour in wanted
+                if (old := state.vms.get(name)) is not None
+                and old.flavour == flavour
+                and old.image == img.recipe_hash
+                and old.accel == self.accel
+                and self._alive(old)
+            }
+            reachable: dict[str, bool] = {}
+            if candidates:
+                with ThreadPoolExecutor(max_workers=len(candidates)) as ex:
+                    reachable = dict(
+                        zip(candidates, ex.map(self._reachable_patiently, candidates.values()), strict=True)
+                    )
             for name, flavour in wanted:
                 old = state.vms.get(name)
-                if (
-                    old is not None
-                    and old.flavour == flavour
-                    and old.image == img.recipe_hash
-                    and old.accel == self.accel
-                    and self._alive(old)
-                    and self._reachable_patiently(old)
-                ):
+                if old is not None and reachable.get(name):
                     old.running, old.reachable = True, True
+                    old.rss_mib = rss_mib(old.pid)
                     keep[name] = old
                     self.log(f"{name}: already running on port {old.ssh_port}")
                 else:
