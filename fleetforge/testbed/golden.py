@@ -218,7 +218,8 @@ def make_golden(image: Image, flavour: Flavour, accel: Accel, *, log: Log = _qui
         info["save_s"] = round(time.monotonic() - t1, 1)
         info["state_mib"] = round((tmp / "state.zst").stat().st_size / 2**20, 1)
         info["total_s"] = round(time.monotonic() - t0, 1)
-        (tmp / "data.qcow2").unlink()
+        for leftover in ("data.qcow2", "qmp.sock", "qemu.pid"):
+            (tmp / leftover).unlink(missing_ok=True)
         (tmp / "info.json").write_text(json.dumps(info, indent=1) + "\n")
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)

@@ -288,7 +288,6 @@ class QMP:
         self.path = path
         self.timeout = timeout
         deadline = time.monotonic() + connect_timeout
-        last: Exception | None = None
         while True:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
@@ -297,11 +296,9 @@ class QMP:
                 break
             except OSError as e:
                 sock.close()
-                last = e
                 if time.monotonic() > deadline:
                     raise VMError(f"cannot connect to QMP socket {path}: {e}") from e
                 time.sleep(0.05)
-        del last
         self._sock = sock
         self._buf = b""
         greeting = self._read()

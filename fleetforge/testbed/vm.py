@@ -33,10 +33,11 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from .errors import TestbedError, TestbedNotUpError, VMError
-from .flavours import DEFAULT_SPECS, get_flavour
+from .flavours import DEFAULT_SPECS, flavour_for_name, get_flavour
 from .golden import Golden, ensure_golden
 from .image import Image, Recipe, ensure_image, find_image
 from .locking import file_lock
+from .paths import Layout
 from .prereq import check_prerequisites, tool
 from .qemu import (
     QMP,
@@ -129,8 +130,6 @@ def normalize_specs(specs: Iterable[Spec | str] | None) -> list[Spec]:
     Raises:
         ValueError: a bad VM name, an unknown flavour, or a name listed twice.
     """
-    from .flavours import flavour_for_name
-
     out: list[Spec] = []
     for spec in DEFAULT_SPECS if specs is None else specs:
         if isinstance(spec, str):
@@ -171,8 +170,6 @@ class Testbed:
         accel: Accel | None = None,
         log: Log | None = None,
     ) -> None:
-        from .paths import Layout
-
         self.layout = Layout.at(root)
         self.recipe = recipe or Recipe()
         self.accel: Accel = accel or choose_accel()
@@ -600,8 +597,6 @@ def inventory_hosts(
         TestbedNotUpError: ``required`` and no (running) VM is recorded.
         TestbedError: the state file is unreadable.
     """
-    from .paths import Layout
-
     layout = Layout.at(root)
     state = _State()
     if layout.state_file.exists():
