@@ -168,4 +168,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TestbedError, ValueError, KeyError) as e:
         print(f"fleetforge testbed: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. `status --json | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -181,9 +181,12 @@ class Testbed:
         if not p.exists():
             return _State()
         try:
-            return _State.model_validate_json(p.read_text())
+            state = _State.model_validate_json(p.read_text())
         except ValueError as e:
             raise TestbedError(f"unreadable testbed state {p}: {e} (run 'testbed down')") from e
+        for vm in state.vms.values():  # records written before known_hosts moved to run/
+            vm.known_hosts = self.layout.known_hosts
+        return state
 
     def _host_key(self, image_hash: str) -> str | None:
         """``ssh-ed25519 AAAA...`` host key of the VMs of image ``image_hash``."""
