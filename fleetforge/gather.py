@@ -22,6 +22,8 @@ from fleetforge.models import HostFacts
 from fleetforge.planner import sysctl_keys
 from fleetforge.settings import HostSettings, validate_hosts
 
+PROBE_TIMEOUT_S = 120  # a host that stops answering mid-probe fails instead of hanging the run
+
 
 @dataclass
 class InventoryHost:
@@ -66,7 +68,8 @@ def probe(state: State, hosts: list[InventoryHost]) -> dict[str, HostFacts | str
 
     def one(host) -> None:
         keys = sysctl_keys(by_name[host.name].settings)
-        facts = get_fact(state, host, HostProbe, kwargs={"sysctl_keys": keys}, apply_failed_hosts=False)
+        kwargs = {"sysctl_keys": keys, "_timeout": PROBE_TIMEOUT_S}
+        facts = get_fact(state, host, HostProbe, kwargs=kwargs, apply_failed_hosts=False)
         results[host.name] = facts if facts is not None else "HostProbe failed (see log)"
 
     active = [h for h in state.activated_hosts if h.name in by_name]

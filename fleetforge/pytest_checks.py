@@ -1,11 +1,12 @@
 """The checks of ``fleetforge verify`` under plain pytest with testinfra.
 
-    FLEETFORGE_INVENTORY=inventory.py pytest fleetforge/pytest_checks.py [-n 4]
+    FLEETFORGE_INVENTORY=inventory.py pytest fleetforge/pytest_checks.py
 
 At collection, every inventory host is probed and planned (as ``fleetforge verify`` does); each
-planned value becomes one test ``test_planned_value[host-item]``, which reads the live value
-through testinfra and fails with host, item, expected and actual. A host that cannot be
-reached is one failing test. Warnings (a Nix setting this Nix does not know) are skipped tests.
+planned value becomes one test ``test_planned_value[host-item]``, which compares the live value
+(read through testinfra, one batched read per host) with the plan and fails with host, item,
+expected and actual. A host that cannot be reached is one failing test. Warnings (a Nix setting
+this Nix does not report) are skipped tests.
 """
 
 from __future__ import annotations
@@ -14,35 +15,38 @@ import os
 
 import pytest
 
-from fleetforge.verify import checks_for, testinfra_host, verify_host
+from fleetforge import verify
+
+_targets: dict[str, tuple] = {}  # host name -> (testinfra host, plan)
+_live: dict[str, dict[str, str]] = {}  # host name -> live values
 
 
-def _targets():
+def _params():
     from fleetforge.gather import load_inventory
 
     _, hosts = load_inventory(os.environ.get("FLEETFORGE_INVENTORY", "inventory.py"))
     for h in hosts:
-        plan, results = verify_host(h.name, h.data, h.settings)
-        if plan is None:
-            yield pytest.param(h, None, results[0], id=f"{h.name}-unreachable")
+        try:
+            _targets[h.name] = verify.probe_and_plan(h.name, h.data, h.settings)
+        except Exception as exc:
+            yield pytest.param(h.name, None, verify.unreachable(h.name, exc), id=f"{h.name}-unreachable")
             continue
-        for check in checks_for(plan):
-            yield pytest.param(h, check, None, id=f"{h.name}-{check.item}")
+        for check in verify.checks_for(_targets[h.name][1]):
+            yield pytest.param(h.name, check, None, id=f"{h.name}-{check.item}")
 
 
 def pytest_generate_tests(metafunc):
-    if "target" in metafunc.fixturenames:
-        metafunc.parametrize(("target", "check", "failure"), list(_targets()))
+    if "check" in metafunc.fixturenames:
+        metafunc.parametrize(("name", "check", "failure"), list(_params()))
 
 
-_hosts: dict[str, object] = {}
-
-
-def test_planned_value(target, check, failure):
+def test_planned_value(name, check, failure):
     if check is None:
         pytest.fail(failure.line())
-    host = _hosts.setdefault(target.name, testinfra_host(target.name, target.data))
-    actual = check.read(host)
-    if actual is None and check.severity_if_missing == "warn":
-        pytest.skip(f"{target.name}: {check.item}: not reported by this host (warning)")
-    assert actual == check.expected, f"{target.name}: {check.item}: expected {check.expected!r}, got {actual!r}"
+    if name not in _live:
+        host, plan = _targets[name]
+        _live[name] = verify.read_live(host, list(verify.checks_for(plan)))
+    result = verify.evaluate(name, check, _live[name])
+    if result.severity == "warn":
+        pytest.skip(f"{name}: {check.item}: not reported by this host (warning)")
+    assert result.severity == "ok", result.line()

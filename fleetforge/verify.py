@@ -188,14 +188,26 @@ def probe_with(host, settings: HostSettings) -> HostFacts:
     return HostProbe().process(result.stdout.splitlines())
 
 
+def probe_and_plan(name: str, data: dict[str, Any], settings: HostSettings) -> tuple[Any, TuningPlan]:
+    """Connect with testinfra, probe and plan one host: ``(testinfra host, plan)``.
+
+    Raises whatever reaching or probing the host raised (SSH errors, ``FactProcessError``,
+    ``PlanError``)."""
+    host = testinfra_host(name, data)
+    return host, plan_host(name, probe_with(host, settings), settings)
+
+
 def verify_host(name: str, data: dict[str, Any], settings: HostSettings) -> tuple[TuningPlan | None, list[CheckResult]]:
     """Probe, plan and check one host. A host that cannot be reached is one failed result."""
     try:
-        host = testinfra_host(name, data)
-        plan = plan_host(name, probe_with(host, settings), settings)
+        host, plan = probe_and_plan(name, data, settings)
     except Exception as exc:
-        return None, [CheckResult(name, "reach and probe host", "reachable", f"{type(exc).__name__}: {exc}", "fail")]
+        return None, [unreachable(name, exc)]
     return plan, run_checks(name, host, plan)
+
+
+def unreachable(name: str, exc: Exception) -> CheckResult:
+    return CheckResult(name, "reach and probe host", "reachable", f"{type(exc).__name__}: {exc}", "fail")
 
 
 def exit_code(results: list[CheckResult]) -> int:

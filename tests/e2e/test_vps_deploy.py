@@ -1,0 +1,133 @@
+"""End to end on the local QEMU test hosts (real VMs, real SSH, real systemd/udev/zram):
+bad data changes nothing; plans differ per host; deploy; verify (CLI and plain pytest);
+a second run changes nothing; backups kept; drift is reported and repaired.
+
+The tests of this module run in order on the same two VMs, reset to their clean snapshot once.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.vm
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+STATE = (
+    "sha256sum /etc/udev/rules.d/60-fleetforge-io.rules /etc/sysctl.d/60-fleetforge.conf "
+    "/etc/systemd/zram-generator.conf /etc/nix/nix.conf 2>/dev/null; "
+    "ls /etc/udev/rules.d /etc/sysctl.d /etc/systemd /etc/nix 2>/dev/null; "
+    "cat /proc/sys/vm/swappiness /proc/sys/vm/dirty_ratio /proc/swaps /sys/block/[vs]d?/queue/scheduler "
+    "/sys/block/[vs]d?/queue/read_ahead_kb; ls /sys/block"
+)
+# What Debian's systemd-zram-generator ships enabled: a fresh VPS that installed it has this zram0.
+DEBIAN_DEFAULT_ZRAM = "[zram0]\nzram-size = min(ram / 2, 4096)\ncompression-algorithm = lzo-rle\n"
+
+
+def run(*argv: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def vms(testbed, testbed_vms):
+    for name in testbed_vms:
+        testbed.reset(name)
+    # vm-scsi-1 starts like a VPS where Debian's zram-generator default is already active.
+    testbed.ssh(
+        "vm-scsi-1",
+        "cat > /etc/systemd/zram-generator.conf && systemctl daemon-reload && systemctl start dev-zram0.swap",
+        input=DEBIAN_DEFAULT_ZRAM,
+        check=True,
+    )
+    return testbed
+
+
+def state(testbed, name: str) -> str:
+    return testbed.ssh(name, STATE, check=True).stdout
+
+
+def test_bad_host_data_stops_the_run_and_changes_no_host(vms):
+    before = {name: state(vms, name) for name in ("vm-blk-1", "vm-scsi-1")}
+    out = run("pyinfra", "-y", "--data", "zram_size=lots", "inventory.py", "deploys/vps.py")
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert 'host vm-blk-1: zram_size: expected a size like "2G", "512M" or a number of MiB, got \'lots\'' in text
+    assert "Traceback" not in text and "Beginning operation run" not in text
+    assert {name: state(vms, name) for name in before} == before
+
+
+def test_plans_differ_per_host_and_explain_themselves(vms):
+    out = run("fleetforge", "plan", "inventory.py", "--json")
+    assert out.returncode == 0, out.stderr
+    plans = {name: item["plan"] for name, item in json.loads(out.stdout).items()}
+    facts = {name: item["facts"] for name, item in json.loads(out.stdout).items()}
+    blk, scsi = plans["vm-blk-1"], plans["vm-scsi-1"]
+    assert [d["name"] for d in blk["disks"]] == ["vda", "vdb"] and [d["name"] for d in scsi["disks"]] == ["sda", "sdb"]
+    assert facts["vm-scsi-1"]["disks"][0]["transport"] == "virtio-scsi"
+    assert facts["vm-blk-1"]["disks"][0]["by_id_path"] == "/dev/disk/by-id/virtio-ff-root"
+    ram = {n: f["memory"]["mem_total_bytes"] // 2**20 for n, f in facts.items()}
+    assert blk["zram"]["size_mib"]["value"] == ram["vm-blk-1"] < scsi["zram"]["size_mib"]["value"] == ram["vm-scsi-1"]
+    assert (blk["nix"]["settings"]["cores"]["value"], scsi["nix"]["settings"]["cores"]["value"]) == ("1", "2")
+    skipped = {s["key"]: s["reason"] for s in blk["skipped_sysctls"]}
+    assert "does not exist" in skipped["net.netfilter.nf_conntrack_max"]  # no nf_conntrack module on the VMs
+    for plan in plans.values():
+        for disk in plan["disks"]:
+            assert disk["scheduler"]["reason"] and disk["scheduler"]["source"]
+
+
+def test_verify_fails_before_the_deploy(vms):
+    out = run("fleetforge", "verify", "inventory.py")
+    assert out.returncode == 1
+    assert "FAIL vm-blk-1: vda scheduler: expected 'none', got 'mq-deadline'" in out.stdout
+
+
+def test_deploy_then_verify_passes(vms):
+    out = run("pyinfra", "-y", "inventory.py", "deploys/vps.py")
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    verify = run("fleetforge", "verify", "inventory.py")
+    assert verify.returncode == 0, verify.stdout
+    assert "vm-blk-1: 29/29 checks passed" in verify.stdout
+
+
+def test_debian_default_zram_is_replaced_not_stacked(vms):
+    devices = vms.ssh(
+        "vm-scsi-1", "ls /sys/block | grep zram; swapon --show=NAME --noheadings", check=True
+    ).stdout.split()
+    assert devices == ["zram0", "/dev/zram0"]
+    backups = vms.ssh("vm-scsi-1", "cat /etc/systemd/zram-generator.conf.fleetforge-*.bak", check=True).stdout
+    assert backups == DEBIAN_DEFAULT_ZRAM
+
+
+def test_same_checks_pass_under_plain_pytest_with_testinfra(vms):
+    out = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "fleetforge/pytest_checks.py")
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "passed" in out.stdout and "vm-scsi-1" not in out.stdout.split("passed")[-1]
+
+
+def test_second_run_changes_nothing(vms):
+    before = {name: state(vms, name) for name in ("vm-blk-1", "vm-scsi-1")}
+    out = run("pyinfra", "-y", "inventory.py", "deploys/vps.py")
+    assert out.returncode == 0, out.stdout[-3000:]
+    grand_total = next(line for line in (out.stdout + out.stderr).splitlines() if "Grand total" in line).split()
+    assert grand_total[-4:] == ["14", "-", "-", "14"]  # hosts x ops, no success (=change), no error, all no-change
+    assert {name: state(vms, name) for name in before} == before
+
+
+def test_drift_is_reported_by_verify_and_repaired_by_the_next_run(vms):
+    vms.ssh("vm-blk-1", "sysctl -qw vm.swappiness=60 && echo mq-deadline > /sys/block/vda/queue/scheduler", check=True)
+    out = run("fleetforge", "verify", "inventory.py")
+    assert out.returncode == 1
+    assert "FAIL vm-blk-1: sysctl vm.swappiness: expected '133', got '60'" in out.stdout
+    assert "FAIL vm-blk-1: vda scheduler: expected 'none', got 'mq-deadline'" in out.stdout
+    assert "vm-scsi-1: 29/29 checks passed" in out.stdout
+    pytest_out = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "fleetforge/pytest_checks.py")
+    assert pytest_out.returncode == 1 and "2 failed" in pytest_out.stdout
+    assert "vm-blk-1: sysctl vm.swappiness: expected '133', got '60'" in pytest_out.stdout
+    redeploy = run("pyinfra", "-y", "inventory.py", "deploys/vps.py")
+    assert "live state differs from the plan: vm.swappiness: 60 -> 133" in redeploy.stdout + redeploy.stderr
+    assert run("fleetforge", "verify", "inventory.py").returncode == 0
