@@ -5,10 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# qemu/mmdebstrap/disk tools build and run the test VMs; openssh-client reaches them
-# (testinfra's ssh backend); nix-bin gives the real Nix evaluator for rendered Nix.
-APT_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap fdisk gdisk dosfstools e2fsprogs zstd
-              openssh-client iproute2 nix-bin python3-venv)
+# qemu/mmdebstrap/disk tools build and run the test VMs (fleetforge.testbed.APT_PACKAGES);
+# openssh-client reaches them (testbed and testinfra's ssh backend).
+APT_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap debian-archive-keyring e2fsprogs dosfstools
+              gdisk zstd openssh-client)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

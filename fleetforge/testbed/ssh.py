@@ -92,10 +92,12 @@ def run_ssh(
         subprocess.TimeoutExpired: the command ran longer than ``timeout`` seconds.
         subprocess.CalledProcessError: ``check=True`` and the exit status was not 0.
     """
-    return subprocess.run(
+    # gevent's subprocess.run (pyinfra's CLI monkey-patches the stdlib) refuses ``stdin`` next to
+    # ``input`` even when it is None: pass exactly one of them.
+    feed: dict[str, object] = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
+    return subprocess.run(  # type: ignore[call-overload]
         ssh_argv(target, command, connect_timeout=connect_timeout, control_path=control_path),
-        input=input,
-        stdin=None if input is not None else subprocess.DEVNULL,
+        **feed,
         capture_output=True,
         text=True,
         timeout=timeout,
