@@ -13,6 +13,7 @@ renames a fully written temporary file into place (atomic on the same filesystem
 from __future__ import annotations
 
 import posixpath
+import sys
 from datetime import UTC, datetime
 from io import BytesIO
 
@@ -24,6 +25,12 @@ from fleetforge.models import HostFacts, ManagedFile, TuningPlan
 from fleetforge.paths import BACKUP_SUFFIX
 
 RUN_STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def show_diff() -> bool:
+    """Diffs are shown with ``--diff`` and also with ``--dry``: a dry run exists to show what
+    would change. pyinfra 3.10 gives operations no dry-run flag, so the CLI arguments tell."""
+    return bool(state.config.DIFF) or "--dry" in sys.argv
 
 
 def backup_path(dest: str, stamp: str = RUN_STAMP) -> str:
@@ -42,12 +49,12 @@ def managed_file(dest: str, content: str, current: ManagedFile | None, mode: str
     + backup: copy an existing, different file to ``backup_path(dest)`` first
 
     Writes ``<dest>.fleetforge-new`` then ``mv -f`` over ``dest``, so readers never see a
-    half-written file. With ``--diff`` the change is shown as a unified diff.
+    half-written file. With ``--diff`` or ``--dry`` the change is shown as a unified diff.
     """
     if current is not None and current.content == content:
         host.noop(f"{dest} is up to date")
         return
-    if state.config.DIFF:
+    if show_diff():
         host.log(f"Will {'modify' if current else 'create'} {dest}", logger.info)
         old = (current.content if current else "").splitlines(keepends=True)
         for line in generate_color_diff(old, content.splitlines(keepends=True)):

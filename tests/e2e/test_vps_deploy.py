@@ -80,6 +80,18 @@ def test_plans_differ_per_host_and_explain_themselves(vms):
             assert disk["scheduler"]["reason"] and disk["scheduler"]["source"]
 
 
+def test_dry_run_shows_plan_and_diff_and_changes_nothing(vms):
+    before = {name: state(vms, name) for name in ("vm-blk-1", "vm-scsi-1")}
+    out = run("pyinfra", "inventory.py", "deploys/vps.py", "--dry")
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    assert "[vm-blk-1]  plan: vda none/ra 4096" in text
+    assert "Will create /etc/sysctl.d/60-fleetforge.conf" in text and "+ vm.swappiness = 133" in text
+    assert "Will modify /etc/systemd/zram-generator.conf" in text  # vm-scsi-1 has Debian's default
+    assert "Beginning operation run" not in text
+    assert {name: state(vms, name) for name in before} == before
+
+
 def test_verify_fails_before_the_deploy(vms):
     out = run("fleetforge", "verify", "inventory.py")
     assert out.returncode == 1
