@@ -15,7 +15,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,8 +24,18 @@ from .errors import VMError
 from .flavours import Flavour
 from .image import Image
 from .locking import file_lock
-from .prereq import tool
-from .qemu import QEMU_SETTINGS, QMP, Accel, free_port, kill, launch, qemu_command, qemu_version, read_pid
+from .qemu import (
+    QEMU_SETTINGS,
+    QMP,
+    Accel,
+    create_vm_disks,
+    free_port,
+    kill,
+    launch,
+    qemu_command,
+    qemu_version,
+    read_pid,
+)
 from .ssh import SSHTarget, run_ssh, wait_for_ssh
 
 #: Seconds allowed for a cold boot to SSH (about 40 s on an idle 2-core machine under TCG).
@@ -144,20 +153,10 @@ def make_golden(image: Image, flavour: Flavour, accel: Accel, *, log: Log = _qui
     tmp = final.parent / f".tmp-{key}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    qemu_img = tool("qemu-img")
     pidfile = tmp / "qemu.pid"
     info: dict[str, object] = {"flavour": flavour.name, "accel": accel, "qemu": qemu_version()}
     try:
-        subprocess.run(
-            [qemu_img, "create", "-q", "-f", "qcow2", "-F", "qcow2",
-             "-b", str(image.base_disk), str(tmp / "disk.qcow2")],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        subprocess.run(
-            [qemu_img, "create", "-q", "-f", "qcow2", str(tmp / "data.qcow2"),
-             f"{flavour.data_disk_gib}G"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        create_vm_disks(image.base_disk, tmp, "disk.qcow2", flavour.data_disk_gib)
         port = free_port()
         argv = qemu_command(
             name=f"golden-{flavour.name}",

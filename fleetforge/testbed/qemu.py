@@ -373,3 +373,16 @@ class QMP:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def create_vm_disks(backing: Path, directory: Path, root_name: str, data_disk_gib: int) -> None:
+    """Create a VM's disks in ``directory``: ``root_name``, a qcow2 overlay over ``backing``
+    (never written to), and ``data.qcow2``, an empty ``data_disk_gib`` GiB disk.
+
+    Raises ``subprocess.CalledProcessError`` if ``qemu-img`` fails.
+    """
+    qemu_img = tool("qemu-img")
+    overlay = [qemu_img, "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(backing), str(directory / root_name)]
+    subprocess.run(overlay, check=True, capture_output=True)
+    data = [qemu_img, "create", "-q", "-f", "qcow2", str(directory / "data.qcow2"), f"{data_disk_gib}G"]
+    subprocess.run(data, check=True, capture_output=True)

@@ -38,11 +38,12 @@ from .golden import Golden, ensure_golden
 from .image import Image, Recipe, ensure_image, find_image
 from .locking import file_lock
 from .paths import Layout
-from .prereq import check_prerequisites, tool
+from .prereq import check_prerequisites
 from .qemu import (
     QMP,
     Accel,
     choose_accel,
+    create_vm_disks,
     free_port,
     kill,
     launch,
@@ -333,18 +334,8 @@ class Testbed:
         vm_dir = self.layout.vm_dir(name)
         shutil.rmtree(vm_dir, ignore_errors=True)
         vm_dir.mkdir(parents=True)
-        qemu_img = tool("qemu-img")
         t0 = time.monotonic()
-        subprocess.run(
-            [qemu_img, "create", "-q", "-f", "qcow2", "-F", "qcow2",
-             "-b", str(golden.disk), str(vm_dir / "root.qcow2")],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        subprocess.run(
-            [qemu_img, "create", "-q", "-f", "qcow2", str(vm_dir / "data.qcow2"),
-             f"{flavour.data_disk_gib}G"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        create_vm_disks(golden.disk, vm_dir, "root.qcow2", flavour.data_disk_gib)
         info = VMInfo(
             name=name,
             flavour=flavour.name,
