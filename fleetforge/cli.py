@@ -25,6 +25,11 @@ from fleetforge.models import HostFacts, TuningPlan  # noqa: E402
 EXIT_BAD_INPUT = 3
 
 
+def _console() -> Console:
+    """A terminal uses its own width; a pipe or file gets 160 columns rather than rich's 80."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def _facts_table(name: str, facts: HostFacts) -> Table:
     table = Table(title=f"{name}: detected", show_header=False, title_justify="left")
     cpu, mem = facts.cpu, facts.memory
@@ -71,7 +76,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     state, hosts = load_inventory(args.inventory, args.limit)
     results = probe(state, hosts)
-    out, code, console = {}, 0, Console()
+    out, code, console = {}, 0, _console()
     for h in hosts:
         facts = results.get(h.name, "not probed")
         if isinstance(facts, str):
@@ -106,7 +111,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"exit_code": code, "results": [r.__dict__ for r in results]}, indent=2))
         return code
-    console = Console()
+    console = _console()
     for h, (_, host_results) in zip(hosts, outcomes, strict=True):
         bad = [r for r in host_results if r.severity != "ok"]
         ok = len(host_results) - len(bad)

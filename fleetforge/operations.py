@@ -22,7 +22,7 @@ from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.operations.util.files import generate_color_diff
 
 from fleetforge.models import HostFacts, ManagedFile, TuningPlan
-from fleetforge.paths import BACKUP_SUFFIX
+from fleetforge.paths import BACKUP_SUFFIX, SYSCTL_CONF
 
 RUN_STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -112,6 +112,9 @@ UDEV_APPLY = (
     StringCommand("udevadm", "trigger", "--subsystem-match=block", "--action=change"),
     StringCommand("udevadm", "settle"),
 )
+
+SYSCTL_APPLY = (StringCommand("sysctl", "-p", QuoteString(SYSCTL_CONF)),)
+NIX_DAEMON_RESTART = (StringCommand("systemctl", "try-restart", "nix-daemon.service"),)
 
 # zram-generator makes systemd-zram-setup@zram0.service (creates the device) and
 # dev-zram0.swap (swapon). A resize needs the swap off and the device reset first.

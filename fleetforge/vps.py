@@ -15,6 +15,8 @@ from pyinfra.operations import server
 from facts.probe import HostProbe
 from fleetforge.models import HostFacts, TuningPlan
 from fleetforge.operations import (
+    NIX_DAEMON_RESTART,
+    SYSCTL_APPLY,
     UDEV_APPLY,
     ZRAM_APPLY,
     ZRAM_REMOVE,
@@ -86,7 +88,7 @@ def tune_host() -> None:
         name="sysctl settings", dest=SYSCTL_CONF, content=files[SYSCTL_CONF],
         current=facts.files.get(SYSCTL_CONF),
     )  # fmt: skip
-    _follow_up("Apply sysctl settings", [f"sysctl -p {SYSCTL_CONF}"], sysctl, sysctl_drift(plan, facts))
+    _follow_up("Apply sysctl settings", SYSCTL_APPLY, sysctl, sysctl_drift(plan, facts))
 
     if not facts.zram_generator and plan.zram.enabled.value:
         package = ZRAM_GENERATOR_PACKAGE.get(facts.package_manager or "", "zram-generator")
@@ -106,6 +108,6 @@ def tune_host() -> None:
         if facts.nix.daemon_unit:
             server.shell(
                 name="Restart nix-daemon",
-                commands=["systemctl try-restart nix-daemon.service"],
+                commands=list(NIX_DAEMON_RESTART),
                 _if=nix.did_change,
             )
