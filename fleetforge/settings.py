@@ -98,6 +98,10 @@ class HostSettings(BaseModel):
     nix_substituters: list[Annotated[str, Field(pattern=r"^(https?|file|s3|ssh)://\S+$")]] = []
     nix_trusted_public_keys: list[Annotated[str, Field(pattern=r"^\S+:\S+$")]] = []
     extra_data_keys: list[str] = []
+    # NixOS hosts: the order of ``nixos-rebuild`` actions; the plan is verified after ``test``
+    # (and after ``switch``); ``["boot"]`` for hosts that must not be switched live.
+    nixos_activation: list[Literal["test", "switch", "boot"]] = ["test", "switch"]
+    nixos_config_dir: Annotated[str, Field(pattern=r"^/\S+$")] = "/etc/nixos"
 
 
 class SettingsError(FleetforgeError):
