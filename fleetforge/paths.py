@@ -11,7 +11,22 @@ SYSCTL_CONF = "/etc/sysctl.d/60-fleetforge.conf"
 ZRAM_GENERATOR_CONF = "/etc/systemd/zram-generator.conf"
 NIX_CONF = "/etc/nix/nix.conf"
 
-MANAGED_FILES: tuple[str, ...] = (UDEV_RULES, SYSCTL_CONF, ZRAM_GENERATOR_CONF, NIX_CONF)
+# NixOS hosts: /etc is generated, so the plan becomes modules imported by configuration.nix.
+NIXOS_DIR = "/etc/nixos"
+NIXOS_CONFIGURATION = "/etc/nixos/configuration.nix"
+NIXOS_FLAKE = "/etc/nixos/flake.nix"
+NIXOS_MODULE_DIR = "/etc/nixos/fleetforge"
+NIXOS_MODULES = ("default.nix", "sysctl.nix", "io-scheduler.nix", "zram.nix", "nix-settings.nix")
+
+MANAGED_FILES: tuple[str, ...] = (
+    UDEV_RULES,
+    SYSCTL_CONF,
+    ZRAM_GENERATOR_CONF,
+    NIX_CONF,
+    NIXOS_CONFIGURATION,
+    NIXOS_FLAKE,
+    *(f"{NIXOS_MODULE_DIR}/{name}" for name in NIXOS_MODULES),
+)
 
 # Backups of replaced files go next to the file: ``<path>.fleetforge-<UTC stamp>.bak``.
 BACKUP_SUFFIX = ".fleetforge-{stamp}.bak"

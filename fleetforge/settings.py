@@ -101,7 +101,6 @@ class HostSettings(BaseModel):
     # NixOS hosts: the order of ``nixos-rebuild`` actions; the plan is verified after ``test``
     # (and after ``switch``); ``["boot"]`` for hosts that must not be switched live.
     nixos_activation: list[Literal["test", "switch", "boot"]] = ["test", "switch"]
-    nixos_config_dir: Annotated[str, Field(pattern=r"^/\S+$")] = "/etc/nixos"
 
 
 class SettingsError(FleetforgeError):

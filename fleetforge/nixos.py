@@ -1,0 +1,156 @@
+"""A ``TuningPlan`` as NixOS modules: on NixOS ``/etc`` is generated, so instead of writing
+``/etc/sysctl.d`` the plan becomes option values in ``/etc/nixos/fleetforge/*.nix``, imported by
+``configuration.nix``:
+
+| plan          | NixOS option (nixpkgs module)                                           |
+|---------------|-------------------------------------------------------------------------|
+| sysctls       | ``boot.kernel.sysctl."key"`` (nixos/modules/config/sysctl.nix)           |
+| disk rules    | ``services.udev.extraRules`` (the same rule lines as on other distros)  |
+| zram          | ``zramSwap.{enable, memoryPercent, memoryMax, algorithm, priority}``     |
+| Nix settings  | ``nix.settings.<key>``, each key once (lists for list-valued keys)      |
+
+``nixos_options(plan)`` builds the option values as plain data; ``render_modules`` writes them
+with jinja2 and ``to_nix``. Rendered modules take no arguments but ``...`` so that the real
+evaluator can check them standalone: ``nix-instantiate --eval --strict --json -E
+'import ./sysctl.nix {}'`` must give back ``nixos_options`` (tests do exactly that).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from fleetforge.models import HostFacts, TuningPlan
+from fleetforge.paths import NIXOS_MODULE_DIR, NIXOS_MODULES
+from fleetforge.render import environment, render
+
+# nix.conf keys whose NixOS option type is a list (nixos/modules/services/system/nix-daemon.nix).
+NIX_LIST_KEYS = frozenset(
+    {"substituters", "trusted-substituters", "trusted-public-keys", "trusted-users", "allowed-users",
+     "extra-substituters", "extra-trusted-public-keys", "system-features", "experimental-features"}
+)  # fmt: skip
+_INT = re.compile(r"^-?\d+$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
+
+
+def to_nix(value: Any, indent: int = 0) -> str:
+    """A Python value as a Nix expression: dicts as attrsets (keys quoted when needed), lists,
+    strings (``\\``, ``"`` and ``${`` escaped), ints, bools, ``None`` as ``null``.
+
+    Raises ``TypeError`` for anything else (floats included: NixOS options here take none).
+    """
+    pad = "  " * indent
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if value is None:
+        return "null"
+    if isinstance(value, str) and value.endswith("\n") and "\t" not in value and "\r" not in value:
+        # Multi-line text as an indented string ('' ... ''): '' is written ''' and ${ is ''${.
+        body = value.replace("''", "'''").replace("${", "''${")
+        lines = "".join(f"{pad}  {line}\n" if line else "\n" for line in body[:-1].split("\n"))
+        return f"''\n{lines}{pad}''"
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
+        return '"' + escaped.replace("\n", "\\n").replace("\t", "\\t") + '"'
+    if isinstance(value, list):
+        if not value:
+            return "[ ]"
+        return "[\n" + "".join(f"{pad}  {to_nix(v, indent + 1)}\n" for v in value) + f"{pad}]"
+    if isinstance(value, dict):
+        if not value:
+            return "{ }"
+        lines = []
+        for key, item in value.items():
+            name = key if _IDENT.match(key) else to_nix(key)
+            lines.append(f"{pad}  {name} = {to_nix(item, indent + 1)};\n")
+        return "{\n" + "".join(lines) + f"{pad}}}"
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as Nix")
+
+
+environment().filters["nix"] = to_nix
+
+
+def _typed(value: str) -> int | str:
+    return int(value) if _INT.match(value) else value
+
+
+def _nix_setting(key: str, value: str) -> int | bool | str | list[str]:
+    if key in NIX_LIST_KEYS:
+        return value.split()
+    if value in ("true", "false"):
+        return value == "true"
+    return _typed(value)
+
+
+def nixos_options(plan: TuningPlan, facts: HostFacts) -> dict[str, dict[str, Any]]:
+    """``{module file: option values}`` for the plan (nested dicts, as NixOS reads them).
+
+    zram: NixOS sizes the device as ``min(memoryPercent% of RAM, memoryMax)``; with
+    ``memoryMax`` = the planned size in bytes and ``memoryPercent`` the smallest percent of RAM
+    that reaches it, the device gets exactly the planned size.
+    """
+    ram_mib = facts.memory.mem_total_bytes // 1048576
+    zram = plan.zram
+    if zram.enabled.value:
+        zram_swap = {
+            "enable": True,
+            "memoryPercent": max(1, math.ceil(zram.size_mib.value * 100 / ram_mib)),
+            "memoryMax": zram.size_mib.value * 1048576,
+            "algorithm": zram.algorithm.value,
+            "priority": zram.swap_priority.value,
+        }
+    else:
+        zram_swap = {"enable": False}
+    rules = render("udev-io.rules.j2", disks=plan.disks)
+    options = {
+        "sysctl.nix": {"boot": {"kernel": {"sysctl": {k: _typed(v) for k, v in plan.sysctl_values().items()}}}},
+        "io-scheduler.nix": {"services": {"udev": {"extraRules": rules}}},
+        "zram.nix": {"zramSwap": zram_swap},
+    }
+    if plan.nix is not None:
+        settings = {key: _nix_setting(key, item.value) for key, item in plan.nix.settings.items()}
+        options["nix-settings.nix"] = {"nix": {"settings": settings}}
+    return options
+
+
+def render_modules(plan: TuningPlan, facts: HostFacts) -> dict[str, str]:
+    """``{remote path: content}`` of every module under ``/etc/nixos/fleetforge``.
+
+    ``default.nix`` imports the others; ``configuration.nix`` imports ``./fleetforge``.
+    """
+    options = nixos_options(plan, facts)
+    files = {
+        f"{NIXOS_MODULE_DIR}/{name}": render("nixos-module.nix.j2", host=plan.host, name=name, options=opts)
+        for name, opts in options.items()
+    }
+    files[f"{NIXOS_MODULE_DIR}/default.nix"] = render(
+        "nixos-default.nix.j2", imports=[name for name in NIXOS_MODULES if name in options]
+    )
+    return files
+
+
+_IMPORTS = re.compile(r"\bimports\s*=\s*\[")
+_HEADER = re.compile(r"^\s*(?:#[^\n]*\n|\s)*\{[^{}]*\}\s*:\s*\{", re.S)
+IMPORT_ENTRY = "./fleetforge"
+
+
+def ensure_import(configuration: str) -> str:
+    """``configuration.nix`` text that imports ``./fleetforge``; unchanged if it already does.
+
+    Adds the entry to an existing ``imports = [ ... ]`` list, or an ``imports`` line right after
+    the module's opening brace. Raises ``ValueError`` when the file has neither shape (then a
+    person must add the import: fleetforge does not guess).
+    """
+    if re.search(r"(^|[\s\[])\./fleetforge(/default\.nix)?([\s\]]|$)", configuration):
+        return configuration
+    match = _IMPORTS.search(configuration)
+    if match:
+        return f"{configuration[: match.end()]} {IMPORT_ENTRY}{configuration[match.end() :]}"
+    match = _HEADER.match(configuration)
+    if match:
+        line = f"\n  imports = [ {IMPORT_ENTRY} ]; # added by fleetforge\n"
+        return configuration[: match.end()] + line + configuration[match.end() :]
+    raise ValueError("configuration.nix is not a '{ ... }: { ... }' module with an imports list")
