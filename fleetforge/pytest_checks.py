@@ -31,7 +31,7 @@ def _params():
         except Exception as exc:
             yield pytest.param(h.name, None, verify.unreachable(h.name, exc), id=f"{h.name}-unreachable")
             continue
-        for check in verify.checks_for(_targets[h.name][1]):
+        for check in _targets[h.name][2]:
             yield pytest.param(h.name, check, None, id=f"{h.name}-{check.item}")
 
 
@@ -44,8 +44,8 @@ def test_planned_value(name, check, failure):
     if check is None:
         pytest.fail(failure.line())
     if name not in _live:
-        host, plan = _targets[name]
-        _live[name] = verify.read_live(host, list(verify.checks_for(plan)))
+        host, _, checks = _targets[name]
+        _live[name] = verify.read_live(host, checks)
     result = verify.evaluate(name, check, _live[name])
     if result.severity == "warn":
         pytest.skip(f"{name}: {check.item}: not reported by this host (warning)")

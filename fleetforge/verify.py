@@ -76,8 +76,12 @@ def _substituters(text: str) -> str:
     return " ".join(url.rstrip("/") for url in text.split())
 
 
-def checks_for(plan: TuningPlan) -> Iterator[Check]:
-    """Every live value the plan determines, as checks."""
+def checks_for(plan: TuningPlan, nixos: bool = False) -> Iterator[Check]:
+    """Every live value the plan determines, as checks.
+
+    ``nixos``: the host is NixOS, where ``nix.conf`` is generated from ``nix.settings`` (no
+    fleetforge block in it); the effective Nix settings are still checked.
+    """
     for disk in plan.disks:
         queue = f"/sys/block/{disk.name}/queue"
         yield Check(f"{disk.name} scheduler", disk.scheduler.value, f"{queue}/scheduler", _bracketed)
@@ -91,8 +95,9 @@ def checks_for(plan: TuningPlan) -> Iterator[Check]:
         yield Check("zram0 swap priority", str(zram.swap_priority.value), "/proc/swaps", _zram_swap_priority)
     else:
         yield Check("zram0 swap", "inactive", "/proc/swaps", _zram_swap_state)
-    if plan.nix is not None:
+    if plan.nix is not None and not nixos:
         yield Check("nix.conf managed block", "present", NIX_CONF, _nix_conf_block)
+    if plan.nix is not None:
         for key, item in plan.nix.settings.items():
             # A key unknown to an older Nix is only a warning: Nix itself only warns about it.
             parse = _substituters if key == "substituters" else Check.parse
@@ -145,9 +150,9 @@ def evaluate(name: str, check: Check, live: dict[str, str]) -> CheckResult:
     return CheckResult(name, check.item, check.expected, actual, severity)  # type: ignore[arg-type]
 
 
-def run_checks(name: str, host, plan: TuningPlan) -> list[CheckResult]:
-    """Run every check of ``plan`` on testinfra ``host``; never raises for a failed check."""
-    checks = list(checks_for(plan))
+def run_checks(name: str, host, checks: list[Check]) -> list[CheckResult]:
+    """Run ``checks`` on ``host`` (testinfra, or anything with ``run(cmd) -> .rc/.stdout``);
+    never raises for a failed check."""
     live = read_live(host, checks)
     return [evaluate(name, check, live) for check in checks]
 
@@ -188,22 +193,24 @@ def probe_with(host, settings: HostSettings) -> HostFacts:
     return HostProbe().process(result.stdout.splitlines())
 
 
-def probe_and_plan(name: str, data: dict[str, Any], settings: HostSettings) -> tuple[Any, TuningPlan]:
-    """Connect with testinfra, probe and plan one host: ``(testinfra host, plan)``.
+def probe_and_plan(name: str, data: dict[str, Any], settings: HostSettings) -> tuple[Any, TuningPlan, list[Check]]:
+    """Connect with testinfra, probe and plan one host: ``(testinfra host, plan, checks)``.
 
     Raises whatever reaching or probing the host raised (SSH errors, ``FactProcessError``,
     ``PlanError``)."""
     host = testinfra_host(name, data)
-    return host, plan_host(name, probe_with(host, settings), settings)
+    facts = probe_with(host, settings)
+    plan = plan_host(name, facts, settings)
+    return host, plan, list(checks_for(plan, nixos=facts.os.is_nixos))
 
 
 def verify_host(name: str, data: dict[str, Any], settings: HostSettings) -> tuple[TuningPlan | None, list[CheckResult]]:
     """Probe, plan and check one host. A host that cannot be reached is one failed result."""
     try:
-        host, plan = probe_and_plan(name, data, settings)
+        host, plan, checks = probe_and_plan(name, data, settings)
     except Exception as exc:
         return None, [unreachable(name, exc)]
-    return plan, run_checks(name, host, plan)
+    return plan, run_checks(name, host, checks)
 
 
 def unreachable(name: str, exc: Exception) -> CheckResult:

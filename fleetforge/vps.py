@@ -14,21 +14,32 @@ from pyinfra.operations import server
 
 from facts.probe import HostProbe
 from fleetforge.models import HostFacts, TuningPlan
+from fleetforge.nixos import ensure_import, render_modules
+from fleetforge.nixos_activate import nixos_activate
 from fleetforge.operations import (
     NIX_DAEMON_RESTART,
     SYSCTL_APPLY,
     UDEV_APPLY,
     ZRAM_APPLY,
     ZRAM_REMOVE,
+    backup_path,
     io_drift,
     managed_file,
     sysctl_drift,
     zram_drift,
 )
-from fleetforge.paths import NIX_CONF, SYSCTL_CONF, UDEV_RULES, ZRAM_GENERATOR_CONF
-from fleetforge.planner import plan_host, sysctl_keys
+from fleetforge.paths import (
+    NIX_CONF,
+    NIXOS_CONFIGURATION,
+    NIXOS_FLAKE,
+    SYSCTL_CONF,
+    UDEV_RULES,
+    ZRAM_GENERATOR_CONF,
+)
+from fleetforge.planner import PlanError, plan_host, sysctl_keys
 from fleetforge.render import desired_files
 from fleetforge.settings import HostSettings, validate_hosts
+from fleetforge.verify import checks_for
 
 # Package that provides zram-generator, by the package manager the probe found.
 ZRAM_GENERATOR_PACKAGE = {
@@ -71,11 +82,11 @@ def tune_host() -> None:
     facts: HostFacts | None = host.get_fact(HostProbe, sysctl_keys=sysctl_keys(settings))
     if facts is None:  # the probe failed: pyinfra has already marked this host failed
         return
-    if facts.os.is_nixos:
-        logger.warning(f"[{host.name}] NixOS host: the /etc path does not apply; skipped")
-        return
     plan = plan_host(host.name, facts, settings)
     host.log(summary(plan), logger.info)
+    if facts.os.is_nixos:
+        tune_nixos(plan, facts, settings)
+        return
     files = desired_files(plan, facts)
 
     rules = managed_file(
@@ -111,3 +122,49 @@ def tune_host() -> None:
                 commands=list(NIX_DAEMON_RESTART),
                 _if=nix.did_change,
             )
+
+
+def tune_nixos(plan: TuningPlan, facts: HostFacts, settings: HostSettings) -> None:
+    """NixOS: write the plan as modules under /etc/nixos/fleetforge, import them from
+    configuration.nix, then activate with verification (``fleetforge.nixos_activate``).
+
+    A flake-based host (``/etc/nixos/flake.nix``) gets the modules and instructions, not an edit
+    of its flake: where its modules list lives is the user's choice, not something to guess.
+    """
+    files = render_modules(plan, facts)
+    configuration = facts.files.get(NIXOS_CONFIGURATION)
+    flake = facts.files.get(NIXOS_FLAKE) is not None
+    if flake:
+        logger.warning(
+            f"{host.print_prefix}flake-based NixOS: add ./fleetforge to the modules of this host's "
+            "nixosConfigurations entry in /etc/nixos/flake.nix, then run nixos-rebuild; "
+            "fleetforge writes the modules but does not edit flakes or activate them"
+        )
+    elif configuration is None:
+        raise PlanError(host.name, "nixos", f"NixOS host without {NIXOS_CONFIGURATION}: nothing imports the modules")
+    else:
+        try:
+            files[NIXOS_CONFIGURATION] = ensure_import(configuration.content)
+        except ValueError as exc:
+            raise PlanError(
+                host.name, "nixos", f"{NIXOS_CONFIGURATION}: {exc}; add ./fleetforge to its imports"
+            ) from None
+
+    ops, written = [], []
+    for path, content in sorted(files.items()):
+        current = facts.files.get(path)
+        ops.append(managed_file(name=f"NixOS module {path}", dest=path, content=content, current=current))
+        if current is None or current.content != content:
+            written.append((path, backup_path(path) if current is not None else None))
+    if flake:
+        return
+    drift = io_drift(plan, facts) + sysctl_drift(plan, facts) + zram_drift(plan, facts)
+    if drift:
+        host.log(f"NixOS: live state differs from the plan: {'; '.join(drift)}", logger.info)
+    nixos_activate(
+        name=f"nixos-rebuild {' then '.join(settings.nixos_activation)} with verification",
+        actions=settings.nixos_activation,
+        checks=list(checks_for(plan, nixos=True)),
+        written=written,
+        _if=lambda: bool(drift) or any(op.did_change() for op in ops),
+    )

@@ -1,0 +1,103 @@
+"""Activate fleetforge's NixOS modules safely: ``nixos-rebuild test``, verify, then ``switch``.
+
+The order is host data's ``nixos_activation`` (default ``["test", "switch"]``; ``["boot"]`` for
+hosts that must not change live). After ``test`` and after ``switch`` the live values are
+checked against the plan with the checks of ``fleetforge verify``. On any failure (evaluation
+or activation error, or a check that fails) the host goes back to where it was:
+
+- the files fleetforge wrote are restored from their backups (or removed if they were new);
+- if the system profile moved (a ``switch`` or ``boot`` built a new generation):
+  ``nixos-rebuild switch --rollback`` (``boot --rollback`` on boot-only hosts) returns the
+  profile, the boot default and, after a live change, the running system to the previous one;
+- if it did not (only ``test`` ran, or ``switch`` failed before building), the unchanged profile
+  is activated again (``/nix/var/nix/profiles/system/bin/switch-to-configuration test``);
+  a boot-only host is never activated live;
+
+and the operation fails, so pyinfra reports that host as failed with the reason.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from pyinfra import logger
+from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
+
+from fleetforge.verify import Check, run_checks
+
+SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
+
+
+class _PyinfraRunner:
+    """``run(cmd)`` over a pyinfra host, shaped like testinfra's (``.rc``, ``.stdout``)."""
+
+    def __init__(self, host):
+        self.host = host
+
+    def run(self, command: str) -> SimpleNamespace:
+        ok, output = self.host.run_shell_command(StringCommand(command))
+        return SimpleNamespace(
+            rc=0 if ok else 1, stdout="\n".join(output.stdout_lines), stderr="\n".join(output.stderr_lines)
+        )
+
+
+def _run(host, *argv: str) -> tuple[bool, str]:
+    """Run ``argv`` quoted; return (success, the error: from the first ``error`` line on)."""
+    ok, output = host.run_shell_command(StringCommand(*[QuoteString(a) for a in argv]))
+    lines = [line for line in (output.stderr_lines or output.stdout_lines) if line.strip()]
+    errors = [i for i, line in enumerate(lines) if line.lstrip().lower().startswith("error")]
+    start = errors[0] if errors else max(0, len(lines) - 1)
+    return ok, " | ".join(lines[start:])[:500]
+
+
+def _generation(host) -> str:
+    ok, output = host.run_shell_command(StringCommand("readlink", SYSTEM_PROFILE))
+    return output.stdout_lines[0] if ok and output.stdout_lines else "(none)"
+
+
+def _restore(host, written: list[tuple[str, str | None]]) -> None:
+    for path, backup in written:
+        if backup:
+            _run(host, "mv", "-f", backup, path)
+        else:
+            _run(host, "rm", "-f", path)
+
+
+def activate(state, host, actions: list[str], checks: list[Check], written: list[tuple[str, str | None]]) -> bool:
+    """Run the actions with verification; roll back and return ``False`` on any failure."""
+    before = _generation(host)
+    done: list[str] = []
+    for action in actions:
+        ok, detail = _run(host, "nixos-rebuild", action)
+        if ok and action in ("test", "switch"):
+            failed = [r for r in run_checks(host.name, _PyinfraRunner(host), checks) if r.severity == "fail"]
+            ok, detail = not failed, "; ".join(r.line() for r in failed[:5])
+        if ok:
+            done.append(action)
+            continue
+        _restore(host, written)
+        live = any(a in ("test", "switch") for a in [*done, action])
+        if _generation(host) != before:  # a switch/boot made a new generation: drop it
+            _run(host, "nixos-rebuild", "switch" if live else "boot", "--rollback")
+        elif live:  # only `test` ran (or switch failed before building): re-activate the profile
+            _run(host, f"{SYSTEM_PROFILE}/bin/switch-to-configuration", "test")
+        after = _generation(host)
+        logger.error(
+            f"{host.print_prefix}nixos-rebuild {action} failed: {detail.strip()}; files restored, "
+            f"system profile back at {after} (was {before})"
+        )
+        return False
+    host.log(f"NixOS activated ({', '.join(done)}): system profile {before} -> {_generation(host)}", logger.info)
+    return True
+
+
+@operation()
+def nixos_activate(actions: list[str], checks: list[Check], written: list[tuple[str, str | None]]):
+    """Activate the modules with ``actions`` (``test``/``switch``/``boot``), verifying with
+    ``checks`` after ``test`` and ``switch``.
+
+    + actions: ``nixos-rebuild`` actions in order
+    + checks: the plan's checks (``fleetforge.verify.checks_for(plan, nixos=True)``)
+    + written: ``(path, backup path or None)`` of every file this run wrote, for the rollback
+    """
+    yield FunctionCommand(activate, (actions, checks, written), {})
