@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from fleetforge.errors import FleetforgeError
+from fleetforge.layout import LayoutSettings
 
 # Prefixes of data keys read by pyinfra's connectors; never fleetforge's.
 CONNECTOR_PREFIXES = (
@@ -98,6 +99,8 @@ class HostSettings(BaseModel):
     nix_substituters: list[Annotated[str, Field(pattern=r"^(https?|file|s3|ssh)://\S+$")]] = []
     nix_trusted_public_keys: list[Annotated[str, Field(pattern=r"^\S+:\S+$")]] = []
     extra_data_keys: list[str] = []
+    # the disko layout of a disk (``fleetforge disko``, deploys/disko.py, deploys/disk_layout.py)
+    disk_layout: LayoutSettings | None = None
     # NixOS hosts: the order of ``nixos-rebuild`` actions; the plan is verified after ``test``
     # (and after ``switch``); ``["boot"]`` for hosts that must not be switched live.
     nixos_activation: list[Literal["test", "switch", "boot"]] = ["test", "switch"]
