@@ -101,3 +101,14 @@ def test_failure_returns_host_to_previous_configuration_and_fails_it(standin, da
     assert failed_step in text, text[-3000:]
     assert "files restored, system profile back at system-2-link (was system-2-link)" in text
     assert snapshot(testbed) == before
+
+
+def test_boot_only_host_gets_a_new_generation_but_no_live_change(standin):
+    testbed, inventory = standin
+    before = testbed.ssh(NAME, "cat /proc/sys/vm/swappiness", check=True).stdout
+    out = run("pyinfra", "-y", inventory(nixos_activation=["boot"], swappiness=100), "deploys/vps.py")
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    assert "NixOS activated (boot): system profile system-2-link -> system-3-link" in text
+    assert testbed.ssh(NAME, "cat /proc/sys/vm/swappiness", check=True).stdout == before  # not switched live
+    assert '"vm.swappiness": 100' in testbed.ssh(NAME, "cat /nix/var/nix/profiles/system/config.json", check=True).stdout
