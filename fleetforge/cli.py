@@ -2,6 +2,7 @@
 
     fleetforge plan INVENTORY [--limit NAME ...] [--json]
     fleetforge verify INVENTORY [--limit NAME ...] [--json]
+    fleetforge disko INVENTORY [--limit NAME ...] [--json]
     fleetforge testbed up|down|status|reset|build ...
 
 Exit codes: 0 ok; 1 a check failed or a host could not be reached; 2 only warnings (verify);
@@ -122,6 +123,35 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_disko(args: argparse.Namespace) -> int:
+    """Print each host's disko.nix (or, with --json, its layout and disko JSON); probes read-only."""
+    from fleetforge.disko import render_disko
+    from fleetforge.gather import load_inventory, probe
+    from fleetforge.layout import layout_for
+
+    state, hosts = load_inventory(args.inventory, args.limit)
+    results = probe(state, hosts)
+    out, code = {}, 0
+    for h in hosts:
+        facts = results.get(h.name, "not probed")
+        if isinstance(facts, str):
+            print(f"fleetforge: host {h.name}: {facts}", file=sys.stderr)
+            code = max(code, 1)
+            continue
+        try:
+            layout = layout_for(h.name, facts, h.settings.disk_layout)
+        except FleetforgeError as exc:  # PlanError: host data that does not fit this host
+            print(f"fleetforge: {exc}", file=sys.stderr)
+            code = EXIT_BAD_INPUT
+            continue
+        out[h.name] = {"layout": layout.to_json(), "disko": layout.disko_config()}
+        if not args.json:
+            print(render_disko(layout))
+    if args.json:
+        print(json.dumps(out, indent=2))
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["testbed"]:
@@ -133,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, func, text in (
         ("plan", cmd_plan, "print each host's detected hardware and its plan; changes nothing"),
         ("verify", cmd_verify, "check live values on every host against its plan (testinfra)"),
+        ("disko", cmd_disko, "print each host's disko.nix, planned from its detected disks; changes nothing"),
     ):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("inventory", help="pyinfra inventory file, e.g. inventory.py")

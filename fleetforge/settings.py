@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from fleetforge.errors import FleetforgeError
 from fleetforge.layout import LayoutSettings
@@ -76,6 +76,38 @@ class DiskSettings(BaseModel):
     read_ahead_kb: ReadAheadKB | None = None
 
 
+# --- staged rollout (``fleetforge rollout``): health checks run after each wave's deploy ---
+class HealthCheck(BaseModel):
+    """One health check, exactly one of ``command`` (run on the host over a new SSH session, must
+    exit 0), ``http`` (fetched from the machine running fleetforge, must answer 2xx) or
+    ``ssh_reconnect`` (a fresh SSH login must succeed). Tried ``1 + retries`` times,
+    ``delay_s`` apart; each attempt may take at most ``timeout_s`` seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: Annotated[str, Field(min_length=1)] | None = None
+    http: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    ssh_reconnect: bool | None = None
+    retries: Annotated[int, Field(ge=0, le=100)] = 3
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10
+    delay_s: Annotated[float, Field(ge=0, le=600)] = 2
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HealthCheck:
+        kinds = [k for k in ("command", "http", "ssh_reconnect") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError(f"expected exactly one of command, http, ssh_reconnect=true, got {kinds or 'none'}")
+        return self
+
+    def describe(self) -> str:
+        if self.command:
+            return f"command {self.command!r}"
+        return f"http {self.http}" if self.http else "ssh reconnect"
+
+
+# --- end of staged rollout settings ---
+
+
 class HostSettings(BaseModel):
     """fleetforge's keys in host/group data; all optional, ``None`` means "let the planner pick".
 
@@ -104,6 +136,8 @@ class HostSettings(BaseModel):
     # NixOS hosts: the order of ``nixos-rebuild`` actions; the plan is verified after ``test``
     # (and after ``switch``); ``["boot"]`` for hosts that must not be switched live.
     nixos_activation: list[Literal["test", "switch", "boot"]] = ["test", "switch"]
+    # staged rollout: checks after each wave's deploy (``fleetforge rollout``, fleetforge/health.py)
+    health_checks: list[HealthCheck] = []
 
 
 class SettingsError(FleetforgeError):
