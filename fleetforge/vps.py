@@ -1,4 +1,5 @@
-"""The main job for a non-NixOS Linux VPS: detect, plan, push (``deploys/vps.py`` calls it).
+"""The main job: detect, plan, push (``deploys/vps.py`` calls it). Linux VPS get files in
+``/etc`` and live follow-ups; NixOS hosts get modules and ``nixos-rebuild`` (``tune_nixos``).
 
 Per host, while pyinfra prepares: validate every host's data (so a typo on any host stops the
 run before one is touched), run ``HostProbe`` once, plan, render, and queue the operations.
@@ -158,7 +159,10 @@ def tune_nixos(plan: TuningPlan, facts: HostFacts, settings: HostSettings) -> No
             written.append((path, backup_path(path) if current is not None else None))
     if flake:
         return
-    drift = io_drift(plan, facts) + sysctl_drift(plan, facts) + zram_drift(plan, facts)
+    # Live drift matters only where activation changes the live system: a boot-only host differs
+    # from its plan by design until it reboots, and must not get a new generation on every run.
+    live = any(action in ("test", "switch") for action in settings.nixos_activation)
+    drift = io_drift(plan, facts) + sysctl_drift(plan, facts) + zram_drift(plan, facts) if live else []
     if drift:
         host.log(f"NixOS: live state differs from the plan: {'; '.join(drift)}", logger.info)
     nixos_activate(

@@ -112,3 +112,12 @@ def test_boot_only_host_gets_a_new_generation_but_no_live_change(standin):
     assert "NixOS activated (boot): system profile system-2-link -> system-3-link" in text
     assert testbed.ssh(NAME, "cat /proc/sys/vm/swappiness", check=True).stdout == before  # not switched live
     assert '"vm.swappiness": 100' in testbed.ssh(NAME, "cat /nix/var/nix/profiles/system/config.json", check=True).stdout
+
+
+def test_boot_only_host_rerun_makes_no_new_generation(standin):
+    testbed, inventory = standin
+    out = run("pyinfra", "-y", inventory(nixos_activation=["boot"], swappiness=100), "deploys/vps.py")
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    assert "NixOS activated" not in text
+    assert testbed.ssh(NAME, "readlink /nix/var/nix/profiles/system", check=True).stdout.strip() == "system-3-link"
