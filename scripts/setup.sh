@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # qemu/mmdebstrap/disk tools build and run the test VMs (fleetforge.testbed.APT_PACKAGES);
 # openssh-client reaches them (testbed and testinfra's ssh backend).
 APT_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap debian-archive-keyring e2fsprogs dosfstools
-              gdisk zstd openssh-client)
+              gdisk zstd openssh-client nix-bin)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
