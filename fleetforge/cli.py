@@ -3,6 +3,7 @@
     fleetforge plan INVENTORY [--limit NAME ...] [--json]
     fleetforge verify INVENTORY [--limit NAME ...] [--json]
     fleetforge disko INVENTORY [--limit NAME ...] [--json]
+    fleetforge rollout INVENTORY DEPLOY [--waves G,G | --serial 1,25%,100%] [--max-fail-percentage N] [--dry]
     fleetforge testbed up|down|status|reset|build ...
 
 Exit codes: 0 ok; 1 a check failed or a host could not be reached; 2 only warnings (verify);
@@ -171,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=func)
     sub.add_parser("testbed", help="local QEMU test hosts: up|down|status|reset|build")
+    from fleetforge.rollout import add_parser as add_rollout_parser
+
+    add_rollout_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
