@@ -111,7 +111,9 @@ def test_boot_only_host_gets_a_new_generation_but_no_live_change(standin):
     assert out.returncode == 0, text[-3000:]
     assert "NixOS activated (boot): system profile system-2-link -> system-3-link" in text
     assert testbed.ssh(NAME, "cat /proc/sys/vm/swappiness", check=True).stdout == before  # not switched live
-    assert '"vm.swappiness": 100' in testbed.ssh(NAME, "cat /nix/var/nix/profiles/system/config.json", check=True).stdout
+    assert (
+        '"vm.swappiness": 100' in testbed.ssh(NAME, "cat /nix/var/nix/profiles/system/config.json", check=True).stdout
+    )
 
 
 def test_boot_only_host_rerun_makes_no_new_generation(standin):
