@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 import re
 
-from pydantic import ValidationError
 from pyinfra.api import FactBase, QuoteString, StringCommand
-from pyinfra.api.exceptions import FactProcessError
 
 from facts.probe import parse_files
+from facts.sections import parse_or_fail, split_sections
 from fleetforge.models import ManagedFile, Model
 
 DISK_SCRIPT = r"""
@@ -118,25 +117,7 @@ class DiskStateFact(FactBase[DiskState]):
         )
 
     def process(self, output: list[str]) -> DiskState:
-        try:
-            return parse_disk_state(output)
-        except FactProcessError:
-            raise
-        except (ValueError, KeyError, IndexError, TypeError, ValidationError) as exc:
-            raise FactProcessError(f"DiskStateFact: cannot parse output: {exc}") from exc
-
-
-def _sections(output: list[str]) -> dict[str, list[str]]:
-    sections: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in output:
-        if line.startswith("@@"):
-            current = sections.setdefault(line[2:].strip(), [])
-        elif current is not None:
-            current.append(line)
-    if "done" not in sections:
-        raise FactProcessError("DiskStateFact: output is truncated (no @@done)")
-    return sections
+        return parse_or_fail("DiskStateFact", parse_disk_state, output)
 
 
 def _flatten(mounts: list[dict]) -> list[Mount]:
@@ -161,7 +142,7 @@ def parse_disk_state(output: list[str]) -> DiskState:
     the device itself. lsblk's PARTLABEL/FSTYPE come from udev's database, which lags behind a
     fresh ``mkfs`` (seen on the test VMs), so lsblk is only used for serial, size and mountpoints.
     """
-    s = _sections(output)
+    s = split_sections(output, "DiskStateFact", ("done",))
     device = next((line.strip() for line in s.get("device", []) if line.strip()), None)
     lsblk_text = "\n".join(s.get("lsblk", [])).strip()
     disk: dict = json.loads(lsblk_text)["blockdevices"][0] if lsblk_text else {}

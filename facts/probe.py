@@ -17,10 +17,10 @@ import re
 import shlex
 from collections.abc import Iterable
 
-from pydantic import ValidationError
 from pyinfra.api import FactBase, QuoteString, StringCommand
 from pyinfra.api.exceptions import FactProcessError
 
+from facts.sections import parse_or_fail, split_sections
 from fleetforge.models import (
     Cpu,
     Disk,
@@ -42,6 +42,7 @@ ZRAM_GENERATOR_PATHS = (
     "/usr/lib/systemd/system-generators/zram-generator",
     "/lib/systemd/system-generators/zram-generator",
 )
+REQUIRED_SECTIONS = ("lsblk", "queue", "cpu", "meminfo", "os-release", "done")
 # Devices that are never tuned as disks.
 IGNORED_DISK_PREFIXES = ("loop", "zram", "ram", "sr", "fd", "nbd", "dm-", "md")
 
@@ -125,34 +126,12 @@ class HostProbe(FactBase[HostFacts]):
         )
 
     def process(self, output: list[str]) -> HostFacts:
-        try:
-            return parse_probe(output)
-        except FactProcessError:
-            raise
-        except (ValueError, KeyError, IndexError, TypeError, ValidationError) as exc:
-            raise FactProcessError(f"HostProbe: cannot parse output: {exc}") from exc
-
-
-def split_sections(output: list[str]) -> dict[str, list[str]]:
-    """Split probe output into ``{section: lines}``; raises ``FactProcessError`` if truncated."""
-    sections: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in output:
-        if line.startswith("@@") and line != "@@end-file":
-            current = sections.setdefault(line[2:].strip(), [])
-            continue
-        if current is not None:
-            current.append(line)
-    missing = [name for name in ("lsblk", "queue", "cpu", "meminfo", "os-release", "done")]
-    missing = [name for name in missing if name not in sections]
-    if missing:
-        raise FactProcessError(f"HostProbe: output is missing sections {missing}")
-    return sections
+        return parse_or_fail("HostProbe", parse_probe, output)
 
 
 def parse_probe(output: list[str]) -> HostFacts:
     """Pure parser: probe stdout lines -> ``HostFacts``."""
-    s = split_sections(output)
+    s = split_sections(output, "HostProbe", REQUIRED_SECTIONS, markers=("@@end-file",))
     swaps = parse_swaps(s.get("swaps", []))
     tools = {line.strip() for line in s.get("tools", [])}
     nix_line = next((t for t in tools if t.startswith("nix ")), None)
