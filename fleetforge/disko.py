@@ -17,16 +17,10 @@ from facts.layout import FileContents
 from facts.probe import HostProbe
 from fleetforge.layout import DISKO_DISK_NAME, SWAPFILE, DiskLayout, LayoutSettings, layout_for
 from fleetforge.models import HostFacts
+from fleetforge.nixos import to_nix
 from fleetforge.operations import managed_file
 from fleetforge.render import render
 from fleetforge.settings import validate_hosts
-
-
-def nix_string(value: str) -> str:
-    """``value`` as a double-quoted Nix string: ``\\``, ``"`` and ``${`` escaped."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
-    escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return f'"{escaped}"'
 
 
 def render_disko(layout: DiskLayout) -> str:
@@ -37,7 +31,7 @@ def render_disko(layout: DiskLayout) -> str:
         disk_name=DISKO_DISK_NAME,
         swapfile=SWAPFILE,
         hook=layout.post_create_hook(),
-        nix=nix_string,
+        nix=to_nix,
     )
 
 

@@ -54,7 +54,7 @@ def to_nix(value: Any, indent: int = 0) -> str:
         return f"''\n{lines}{pad}''"
     if isinstance(value, str):
         escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
-        return '"' + escaped.replace("\n", "\\n").replace("\t", "\\t") + '"'
+        return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
     if isinstance(value, list):
         if not value:
             return "[ ]"

@@ -8,8 +8,9 @@ import subprocess
 import jinja2
 import pytest
 
-from fleetforge.disko import hardware_json, nix_string, render_disko
+from fleetforge.disko import hardware_json, render_disko
 from fleetforge.layout import LayoutSettings, layout_for
+from fleetforge.nixos import to_nix
 from fleetforge.render import render
 from tests.conftest import facts_from
 
@@ -76,13 +77,13 @@ def test_strict_undefined_fails_instead_of_rendering_empty():
     with pytest.raises(jinja2.UndefinedError):
         render("disko.nix.j2", layout=plan, disk_name="main", swapfile="swapfile", hook=[])  # no nix()
     with pytest.raises(jinja2.UndefinedError):
-        render("disko.nix.j2", disk_name="main", swapfile="swapfile", hook=[], nix=nix_string)  # no layout
+        render("disko.nix.j2", disk_name="main", swapfile="swapfile", hook=[], nix=to_nix)  # no layout
 
 
 def test_nix_strings_are_escaped(tmp_path):
     text = 'a "quoted" ${interpolation} \\ back\nslash $device'
     path = tmp_path / "s.nix"
-    path.write_text(nix_string(text))
+    path.write_text(to_nix(text))
     assert json.loads(nix("--eval", "--strict", "--json", path=path).stdout) == text
 
 

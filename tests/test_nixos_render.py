@@ -90,6 +90,7 @@ def test_zram_above_ram_and_disabled(tmp_path):
         "two ''quotes''",
         "multi\nline ${x}\n''\n\nend\n",
         "tab\there",
+        "cr\rlf\r\n",
         "",
     ],
 )
