@@ -2,7 +2,9 @@
 bad data changes nothing; plans differ per host; deploy; verify (CLI and plain pytest);
 a second run changes nothing; backups kept; drift is reported and repaired.
 
-The tests of this module run in order on the same two VMs, reset to their clean snapshot once.
+The tests of this module run in order on the same two VMs, reset to their clean snapshot once,
+through an inventory of exactly those two (other test modules start VMs of their own in the same
+testbed, which the shipped inventory.py would list too).
 """
 
 import json
@@ -28,14 +30,28 @@ STATE = (
 DEBIAN_DEFAULT_ZRAM = "[zram0]\nzram-size = min(ram / 2, 4096)\ncompression-algorithm = lzo-rle\n"
 
 
+HOSTS = ("vm-blk-1", "vm-scsi-1")
+INVENTORY: list[str] = []  # the module's inventory file, written by the ``vms`` fixture
+
+
+def inventory() -> str:
+    return INVENTORY[0]
+
+
 def run(*argv: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "FLEETFORGE_INVENTORY": INVENTORY[0]}
     return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
-def vms(testbed, testbed_vms):
-    for name in testbed_vms:
+def vms(testbed, testbed_vms, tmp_path_factory):
+    inventory = tmp_path_factory.mktemp("inventory") / "inventory.py"
+    inventory.write_text(
+        "from fleetforge.testbed import inventory_hosts\n"
+        f"testbed = [entry for entry in inventory_hosts() if entry[0] in {HOSTS!r}]\n"
+    )
+    INVENTORY[:] = [str(inventory)]
+    for name in HOSTS:
         testbed.reset(name)
     # vm-scsi-1 starts like a VPS where Debian's zram-generator default is already active.
     testbed.ssh(
@@ -53,7 +69,7 @@ def state(testbed, name: str) -> str:
 
 def test_bad_host_data_stops_the_run_and_changes_no_host(vms):
     before = {name: state(vms, name) for name in ("vm-blk-1", "vm-scsi-1")}
-    out = run("pyinfra", "-y", "--data", "zram_size=lots", "inventory.py", "deploys/vps.py")
+    out = run("pyinfra", "-y", "--data", "zram_size=lots", inventory(), "deploys/vps.py")
     text = out.stdout + out.stderr
     assert out.returncode != 0
     assert 'host vm-blk-1: zram_size: expected a size like "2G", "512M" or a number of MiB, got \'lots\'' in text
@@ -62,7 +78,7 @@ def test_bad_host_data_stops_the_run_and_changes_no_host(vms):
 
 
 def test_plans_differ_per_host_and_explain_themselves(vms):
-    out = run("fleetforge", "plan", "inventory.py", "--json")
+    out = run("fleetforge", "plan", inventory(), "--json")
     assert out.returncode == 0, out.stderr
     plans = {name: item["plan"] for name, item in json.loads(out.stdout).items()}
     facts = {name: item["facts"] for name, item in json.loads(out.stdout).items()}
@@ -82,7 +98,7 @@ def test_plans_differ_per_host_and_explain_themselves(vms):
 
 def test_dry_run_shows_plan_and_diff_and_changes_nothing(vms):
     before = {name: state(vms, name) for name in ("vm-blk-1", "vm-scsi-1")}
-    out = run("pyinfra", "inventory.py", "deploys/vps.py", "--dry")
+    out = run("pyinfra", inventory(), "deploys/vps.py", "--dry")
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
     assert "[vm-blk-1]  plan: vda none/ra 4096" in text
@@ -93,15 +109,15 @@ def test_dry_run_shows_plan_and_diff_and_changes_nothing(vms):
 
 
 def test_verify_fails_before_the_deploy(vms):
-    out = run("fleetforge", "verify", "inventory.py")
+    out = run("fleetforge", "verify", inventory())
     assert out.returncode == 1
     assert "FAIL vm-blk-1: vda scheduler: expected 'none', got 'mq-deadline'" in out.stdout
 
 
 def test_deploy_then_verify_passes(vms):
-    out = run("pyinfra", "-y", "inventory.py", "deploys/vps.py")
+    out = run("pyinfra", "-y", inventory(), "deploys/vps.py")
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
-    verify = run("fleetforge", "verify", "inventory.py")
+    verify = run("fleetforge", "verify", inventory())
     assert verify.returncode == 0, verify.stdout
     assert "vm-blk-1: 29/29 checks passed" in verify.stdout
 
@@ -123,7 +139,7 @@ def test_same_checks_pass_under_plain_pytest_with_testinfra(vms):
 
 def test_second_run_changes_nothing(vms):
     before = {name: state(vms, name) for name in ("vm-blk-1", "vm-scsi-1")}
-    out = run("pyinfra", "-y", "inventory.py", "deploys/vps.py")
+    out = run("pyinfra", "-y", inventory(), "deploys/vps.py")
     assert out.returncode == 0, out.stdout[-3000:]
     grand_total = next(line for line in (out.stdout + out.stderr).splitlines() if "Grand total" in line).split()
     assert grand_total[-4:] == ["14", "-", "-", "14"]  # hosts x ops, no success (=change), no error, all no-change
@@ -132,7 +148,7 @@ def test_second_run_changes_nothing(vms):
 
 def test_drift_is_reported_by_verify_and_repaired_by_the_next_run(vms):
     vms.ssh("vm-blk-1", "sysctl -qw vm.swappiness=60 && echo mq-deadline > /sys/block/vda/queue/scheduler", check=True)
-    out = run("fleetforge", "verify", "inventory.py")
+    out = run("fleetforge", "verify", inventory())
     assert out.returncode == 1
     assert "FAIL vm-blk-1: sysctl vm.swappiness: expected '133', got '60'" in out.stdout
     assert "FAIL vm-blk-1: vda scheduler: expected 'none', got 'mq-deadline'" in out.stdout
@@ -140,6 +156,6 @@ def test_drift_is_reported_by_verify_and_repaired_by_the_next_run(vms):
     pytest_out = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "fleetforge/pytest_checks.py")
     assert pytest_out.returncode == 1 and "2 failed" in pytest_out.stdout
     assert "vm-blk-1: sysctl vm.swappiness: expected '133', got '60'" in pytest_out.stdout
-    redeploy = run("pyinfra", "-y", "inventory.py", "deploys/vps.py")
+    redeploy = run("pyinfra", "-y", inventory(), "deploys/vps.py")
     assert "live state differs from the plan: vm.swappiness: 60 -> 133" in redeploy.stdout + redeploy.stderr
-    assert run("fleetforge", "verify", "inventory.py").returncode == 0
+    assert run("fleetforge", "verify", inventory()).returncode == 0
