@@ -2,7 +2,8 @@
 
 By default it is the local test hosts: QEMU VMs that look like OVH VPS (virtio disks, ens3),
 started with ``fleetforge testbed up``. Their SSH ports, key and known_hosts file are read from
-the testbed's state file, so this group is empty until they are up.
+the testbed's state file; only VMs whose QEMU process runs are listed, so this group is empty
+until they are up.
 
 Real hosts: add a group below. Each host is ``"name"`` or ``("name", {data})``; a group may be
 ``([hosts], {group data})``. Connection keys are pyinfra's ``@ssh`` connector's:
@@ -32,4 +33,4 @@ from fleetforge.testbed import inventory_hosts
 
 # The local QEMU test hosts (group "testbed"): vm-blk-1 (virtio-blk /dev/vda, 1 GiB, 1 vCPU)
 # and vm-scsi-1 (virtio-scsi /dev/sda, 2 GiB, 2 vCPUs).
-testbed = inventory_hosts()
+testbed = inventory_hosts(running_only=True)
