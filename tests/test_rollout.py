@@ -3,8 +3,11 @@ budget, pyinfra result parsing, rollback commands, the record's shape, health-ch
 
 import http.server
 import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -339,3 +342,33 @@ def test_http_health_check_timeout(http_server):
     check = HealthCheck(http=url.replace("/health", "/slow"), retries=0, timeout_s=0.3)
     result = run_health_check("h", {}, check)
     assert (result.ok, result.reason) == (False, "timed out after 0.3 s") and result.elapsed_s < 1.5
+
+
+# ---------------------------------------------------------------- CLI: bad input before any host is contacted
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--waves", "canary,wave9"], "fleetforge: no hosts in group(s) wave9 (inventory groups: "),
+        (
+            ["--serial", "1,lots"],
+            "fleetforge: --serial: expected a host count >= 1 or a percentage in (0, 100], got 'lots'",
+        ),
+        (["--max-fail-percentage", "150"], "fleetforge: --max-fail-percentage: expected 0 to 100, got 150"),
+        ([], "fleetforge: the inventory has no canary or waveN group"),
+    ],
+)
+def test_cli_bad_input_exits_3_before_contacting_hosts(tmp_path, args, message):
+    inventory = tmp_path / "inventory.py"
+    groups = "canary = [('h1', {'ssh_port': 1})]\n" if args else "ovh = ['h1']\n"
+    inventory.write_text(groups)
+    out = subprocess.run(
+        [sys.executable, "-m", "fleetforge.cli", "rollout", str(inventory), "deploys/vps.py", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 3, out.stderr
+    assert out.stderr.startswith(message), out.stderr
