@@ -473,8 +473,9 @@ class Rollout:
             )
             self.say(f"wave {len(waves_rec)} {wave.name}: not run (rollout stopped), hosts untouched")
         any_failed = any(hr["status"] != "ok" for w in waves_rec for hr in w.get("host_results", {}).values())
+        # a rollback that failed, could not run (host unreachable) or did not reach the record
         rollback_bad = any(
-            hr.get("rollback", {}).get("rolled_back") and not hr["rollback"].get("verified")
+            "rollback" in hr and not hr["rollback"].get("verified")
             for w in waves_rec
             for hr in w.get("host_results", {}).values()
         )

@@ -372,3 +372,23 @@ def test_cli_bad_input_exits_3_before_contacting_hosts(tmp_path, args, message):
     )
     assert out.returncode == 3, out.stderr
     assert out.stderr.startswith(message), out.stderr
+
+
+def test_a_host_lost_after_its_deploy_cannot_be_rolled_back_and_fails_the_run(monkeypatch):
+    waves = [ro.Wave("w1", ("a", "b"))]
+    targets = {n: ro.Target(n, {}, settings_from_data(n, {})) for n in "ab"}
+    monkeypatch.setattr(ro.Rollout, "_pre", lambda self, n: (n, snap(), 0.1))
+    monkeypatch.setattr(
+        ro.Rollout,
+        "_post",
+        lambda self, n: (n, "HostUnreachable: ssh failed", [], 0.2) if n == "b" else (n, snap(), [], 0.2),
+    )
+    monkeypatch.setattr(ro.Rollout, "_health", lambda self, n: (n, [], 0.0))
+    monkeypatch.setattr(
+        ro, "run_deploy", lambda i, d, hosts, t: ro.DeployResult(-1, {"b": "deploy failed: x"}, {}, [], 1.0)
+    )
+    record = ro.Rollout("inv.py", "d.py", waves, targets, max_fail_percentage=50).run()
+    b = record["waves"][0]["host_results"]["b"]
+    assert b["reasons"] == ["deploy failed: x", "unreachable after the deploy: HostUnreachable: ssh failed"]
+    assert b["rollback"] == {"rolled_back": False, "error": "host unreachable after the deploy"}
+    assert record["waves"][0]["status"] == "passed" and record["exit_code"] == 1
