@@ -7,30 +7,20 @@ rollback) runs for real over SSH.
 Uses its own VM (vm-nixos-1) and inventory, and removes the VM at the end.
 """
 
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from fleetforge.testbed.nixos_standin import install_nixos_standin
+from tests.e2e.helpers import run
 
 pytestmark = pytest.mark.vm
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 NAME = "vm-nixos-1"
 SNAPSHOT = (
     "readlink /nix/var/nix/profiles/system; sha256sum /etc/nixos/configuration.nix /etc/nixos/fleetforge/*.nix "
     "2>/dev/null; cat /proc/sys/vm/swappiness /proc/sys/vm/dirty_ratio /sys/block/vda/queue/scheduler"
 )
-
-
-def run(*argv: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,15 @@ The tests run in order on the same VMs; the VMs are removed at the end.
 """
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e import helpers
+
 pytestmark = pytest.mark.vm
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 VMS = ("vm-roll-1", "vm-roll-2", "vm-roll-3")
 GROUPS = {"canary": "vm-roll-1", "wave1": "vm-roll-2", "wave2": "vm-roll-3"}
 MANAGED = "/etc/udev/rules.d/60-fleetforge-io.rules /etc/sysctl.d/60-fleetforge.conf /etc/systemd/zram-generator.conf /etc/nix/nix.conf"
@@ -38,8 +36,7 @@ STATE = (
 
 
 def run(*argv: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    return helpers.run(*argv, timeout=900)
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,15 @@ testbed, which the shipped inventory.py would list too).
 """
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.e2e import helpers
+
 pytestmark = pytest.mark.vm
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 STATE = (
     "sha256sum /etc/udev/rules.d/60-fleetforge-io.rules /etc/sysctl.d/60-fleetforge.conf "
     "/etc/systemd/zram-generator.conf /etc/nix/nix.conf 2>/dev/null; "
@@ -38,9 +36,8 @@ def inventory() -> str:
     return INVENTORY[0]
 
 
-def run(*argv: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "FLEETFORGE_INVENTORY": INVENTORY[0]}
-    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+def run(*argv: str) -> subprocess.CompletedProcess:
+    return helpers.run(*argv, env={"FLEETFORGE_INVENTORY": INVENTORY[0]})
 
 
 @pytest.fixture(scope="module")
