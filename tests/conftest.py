@@ -3,8 +3,6 @@
 import json
 from pathlib import Path
 
-import pytest
-
 from facts.probe import HostProbe
 from fleetforge.models import HostFacts
 
@@ -18,8 +16,3 @@ def load_fixture(name: str) -> dict:
 def facts_from(name: str) -> HostFacts:
     """Parse a captured real probe output (not the stored expected fact)."""
     return HostProbe().process(load_fixture(name)["output"])
-
-
-@pytest.fixture
-def fixture_facts():
-    return facts_from

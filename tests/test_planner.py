@@ -2,7 +2,7 @@
 
 import pytest
 
-from fleetforge.models import Disk, HostFacts, SwapDevice
+from fleetforge.models import HostFacts, SwapDevice
 from fleetforge.planner import PlanError, disk_class, plan_host
 from fleetforge.settings import HostSettings, settings_from_data
 from tests.conftest import facts_from
@@ -122,7 +122,3 @@ def test_plan_does_not_depend_on_applied_values(base):
     tuned_disk = base.disks[0].model_copy(update={"scheduler": "none", "read_ahead_kb": 4096})
     after = with_(base, disks=[tuned_disk], sysctl={k: "1" for k in base.sysctl}, files={})
     assert plan_host("h", after, HostSettings()) == before
-
-
-def test_disk_model_units():
-    assert "size_bytes" in Disk.model_fields and "read_ahead_kb" in Disk.model_fields
