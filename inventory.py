@@ -6,9 +6,12 @@ the testbed's state file; only VMs whose QEMU process runs are listed, so this g
 until they are up.
 
 Real hosts: add a group below. Each host is ``"name"`` or ``("name", {data})``; a group may be
-``([hosts], {group data})``. Connection keys are pyinfra's ``@ssh`` connector's:
+``([hosts], {group data})``. Connection keys are pyinfra's ``@ssh`` connector's, which
+fleetforge's ``@asyncssh`` connector takes too; ``fleetforge.inventory.group`` picks the
+connector from the data (``fleetforge_connector``: ``"asyncssh"`` or ``"ssh"``, host data
+overriding group data):
 
-    ovh = (
+    ovh = group(
         [
             ("vps-1", {"ssh_hostname": "203.0.113.10"}),
             ("vps-2", {"ssh_hostname": "203.0.113.11", "zram_size": "2G"}),
@@ -20,6 +23,7 @@ Real hosts: add a group below. Each host is ``"name"`` or ``("name", {data})``; 
             "ssh_known_hosts_file": "~/.ssh/known_hosts",
             "ssh_strict_host_key_checking": "yes",     # unknown or changed host keys are refused
             "_sudo": True,                             # the deploy writes /etc: run it via sudo
+            "fleetforge_connector": "asyncssh",        # one connection per host, commands as channels
         },
     )
 
@@ -29,8 +33,9 @@ data; see ``fleetforge/settings.py`` for every key. Unknown keys stop the run wi
 naming the host and key; declare your own deploys' keys in ``extra_data_keys``.
 """
 
+from fleetforge.inventory import group
 from fleetforge.testbed import inventory_hosts
 
 # The local QEMU test hosts (group "testbed"): vm-blk-1 (virtio-blk /dev/vda, 1 GiB, 1 vCPU)
-# and vm-scsi-1 (virtio-scsi /dev/sda, 2 GiB, 2 vCPUs).
-testbed = inventory_hosts(running_only=True)
+# and vm-scsi-1 (virtio-scsi /dev/sda, 2 GiB, 2 vCPUs), reached over fleetforge's @asyncssh.
+testbed = group(inventory_hosts(running_only=True), {"fleetforge_connector": "asyncssh"})

@@ -1,5 +1,6 @@
 """``fleetforge``: plan, verify and the local test hosts.
 
+    fleetforge probe INVENTORY [--limit NAME ...] [--parallel N] [--json]
     fleetforge plan INVENTORY [--limit NAME ...] [--json]
     fleetforge verify INVENTORY [--limit NAME ...] [--json]
     fleetforge disko INVENTORY [--limit NAME ...] [--json]
@@ -70,6 +71,52 @@ def _plan_table(plan: TuningPlan) -> Table:
         for key, item in plan.nix.settings.items():
             table.add_row(f"nix {key}", item.value, item.reason, item.source)
     return table
+
+
+def _probe_table(hosts, results) -> Table:
+    table = Table(title="detected", title_justify="left")
+    for column in ("host", "os / kernel", "virt / firmware", "cpus", "memory MiB", "swap", "disks", "nix"):
+        table.add_column(column, overflow="fold")
+    for h in hosts:
+        facts = results.get(h.name, "not probed")
+        if isinstance(facts, str):
+            table.add_row(h.name, f"[red]{facts}[/red]", *[""] * 6)
+            continue
+        disks = "; ".join(
+            f"{d.name} {d.transport} {d.size_bytes / 2**30:.1f}G {d.scheduler} ra={d.read_ahead_kb}"
+            for d in facts.disks
+        )
+        table.add_row(
+            h.name,
+            f"{facts.os.id} {facts.os.version_id} / {facts.kernel_release}",
+            f"{facts.virtualization} / {facts.firmware}",
+            str(facts.cpu.logical_cpus),
+            str(facts.memory.mem_total_bytes // 1048576),
+            ", ".join(s.path for s in facts.memory.swap_devices) or "none",
+            disks,
+            facts.nix.version if facts.nix.installed else "-",
+        )
+    return table
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Connect to every host (at most --parallel at once), run HostProbe once each, print a table."""
+    from fleetforge.gather import load_inventory, probe
+
+    state, hosts = load_inventory(args.inventory, args.limit, parallel=args.parallel)
+    results = probe(state, hosts)
+    failed = sorted(name for name, facts in results.items() if isinstance(facts, str))
+    if args.json:
+        out = {
+            h.name: ({"error": f} if isinstance(f := results.get(h.name, "not probed"), str) else f.to_json())
+            for h in hosts
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        console = _console()
+        console.print(_probe_table(hosts, results))
+        console.print(f"probe: {len(hosts) - len(failed)}/{len(hosts)} hosts answered")
+    return 1 if failed else 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -162,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fleetforge", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func, text in (
+        ("probe", cmd_probe, "detect every host's hardware in one batched command per host; changes nothing"),
         ("plan", cmd_plan, "print each host's detected hardware and its plan; changes nothing"),
         ("verify", cmd_verify, "check live values on every host against its plan (testinfra)"),
         ("disko", cmd_disko, "print each host's disko.nix, planned from its detected disks; changes nothing"),
@@ -170,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("inventory", help="pyinfra inventory file, e.g. inventory.py")
         p.add_argument("--limit", action="append", help="host or group name (repeatable)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "probe":
+            p.add_argument("--parallel", type=int, default=None, help="at most N hosts at once (default: all)")
         p.set_defaults(func=func)
     sub.add_parser("testbed", help="local QEMU test hosts: up|down|status|reset|build")
     from fleetforge.rollout import add_parser as add_rollout_parser

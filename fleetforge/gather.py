@@ -14,13 +14,15 @@ import gevent
 from pyinfra.api import Config, State
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.facts import get_fact
+from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_state
 from pyinfra_cli.inventory import make_inventory
 
 from facts.probe import HostProbe
+from fleetforge.inventory import connector_problems
 from fleetforge.models import HostFacts
 from fleetforge.planner import sysctl_keys
-from fleetforge.settings import HostSettings, validate_hosts
+from fleetforge.settings import HostSettings, SettingsError, validate_hosts
 
 PROBE_TIMEOUT_S = 120  # a host that stops answering mid-probe fails instead of hanging the run
 
@@ -35,12 +37,17 @@ class InventoryHost:
     settings: HostSettings
 
 
-def load_inventory(path: str, limit: list[str] | None = None) -> tuple[State, list[InventoryHost]]:
+def load_inventory(
+    path: str, limit: list[str] | None = None, parallel: int | None = None
+) -> tuple[State, list[InventoryHost]]:
     """Load ``path`` (an ``inventory.py``) the way ``pyinfra`` does, then validate host data.
 
     ``limit``: host names or group names to keep (like ``pyinfra --limit``).
+    ``parallel``: at most this many hosts connect and run at once (pyinfra's ``--parallel``;
+    default: pyinfra's, all hosts up to the open-files limit).
     Returns the initialised pyinfra ``State`` and the hosts in inventory order.
-    Raises ``SettingsError`` (every bad key of every host) before anything connects.
+    Raises ``SettingsError`` (every bad key of every host, or a ``fleetforge_connector`` that
+    did not take effect) before anything connects.
     """
     state = State(check_for_changes=False)
     ctx_state.set(state)
@@ -49,8 +56,12 @@ def load_inventory(path: str, limit: list[str] | None = None) -> tuple[State, li
     if limit:
         wanted = set(limit)
         hosts = [h for h in hosts if h.name in wanted or wanted & {g for g in h.groups}]
+    problems = connector_problems(hosts)
+    if problems:
+        raise SettingsError(problems)
     settings = validate_hosts({h.name: h.data.dict() for h in hosts})
-    state.init(inventory, Config(FAIL_PERCENT=100, CONNECT_TIMEOUT=10), initial_limit=hosts)
+    config = Config(FAIL_PERCENT=100, CONNECT_TIMEOUT=10, PARALLEL=parallel)
+    state.init(inventory, config, initial_limit=hosts)
     return state, [
         InventoryHost(name=h.name, data=h.data.dict(), groups=list(h.groups), settings=settings[h.name]) for h in hosts
     ]
@@ -62,9 +73,10 @@ def probe(state: State, hosts: list[InventoryHost]) -> dict[str, HostFacts | str
     Returns ``{host name: HostFacts}``, or ``{host name: "reason"}`` for a host that could not
     be reached or whose output could not be parsed; one bad host never stops the others.
     """
-    connect_all(state)
     by_name = {h.name: h for h in hosts}
     results: dict[str, HostFacts | str] = {h.name: "could not connect" for h in state.inventory if h.name in by_name}
+    state.add_callback_handler(_ConnectErrors(results))
+    connect_all(state)
 
     def one(host) -> None:
         keys = sysctl_keys(by_name[host.name].settings)
@@ -76,3 +88,14 @@ def probe(state: State, hosts: list[InventoryHost]) -> dict[str, HostFacts | str
     gevent.joinall([state.pool.spawn(one, h) for h in active], raise_error=True)
     disconnect_all(state)
     return results
+
+
+class _ConnectErrors(BaseStateCallback):
+    """Keeps each host's connect error (the connector's one-line reason) as its probe result."""
+
+    def __init__(self, results: dict[str, HostFacts | str]) -> None:
+        self.results = results
+
+    def host_connect_error(self, state: State, host, error) -> None:  # type: ignore[override]
+        if host.name in self.results:
+            self.results[host.name] = f"could not connect: {error.args[0] if error.args else error}"

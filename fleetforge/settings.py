@@ -138,6 +138,8 @@ class HostSettings(BaseModel):
     nixos_activation: list[Literal["test", "switch", "boot"]] = ["test", "switch"]
     # staged rollout: checks after each wave's deploy (``fleetforge rollout``, fleetforge/health.py)
     health_checks: list[HealthCheck] = []
+    # which pyinfra connector reaches the host; takes effect through fleetforge.inventory.group
+    fleetforge_connector: Literal["ssh", "asyncssh"] = "ssh"
 
 
 class SettingsError(FleetforgeError):

@@ -9,11 +9,14 @@ file changed or the live state drifted from the plan, so a second run changes no
 
 from __future__ import annotations
 
+import weakref
+
 from pyinfra import host, inventory, logger
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from facts.probe import HostProbe
+from fleetforge.inventory import connector_problems
 from fleetforge.models import HostFacts, TuningPlan
 from fleetforge.nixos import ensure_import, render_modules
 from fleetforge.nixos_activate import nixos_activate
@@ -39,7 +42,7 @@ from fleetforge.paths import (
 )
 from fleetforge.planner import PlanError, plan_host, sysctl_keys
 from fleetforge.render import desired_files
-from fleetforge.settings import HostSettings, validate_hosts
+from fleetforge.settings import HostSettings, SettingsError, validate_hosts
 from fleetforge.verify import checks_for
 
 # Package that provides zram-generator, by the package manager the probe found.
@@ -51,8 +54,21 @@ ZRAM_GENERATOR_PACKAGE = {
 
 
 def inventory_settings() -> dict[str, HostSettings]:
-    """Validate the data of every inventory host; raises ``SettingsError`` listing all problems."""
-    return validate_hosts({h.name: h.data.dict() for h in inventory})
+    """Validate the data of every inventory host; raises ``SettingsError`` listing all problems.
+
+    Validated once per inventory (every host's prepare asks for it).
+    """
+    cached = _VALIDATED.get(host.inventory)
+    if cached is None:
+        hosts = list(inventory)
+        problems = connector_problems(hosts)
+        if problems:
+            raise SettingsError(problems)
+        cached = _VALIDATED[host.inventory] = validate_hosts({h.name: h.data.dict() for h in hosts})
+    return cached
+
+
+_VALIDATED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def summary(plan: TuningPlan) -> str:
