@@ -1,10 +1,18 @@
-"""Shared test helpers. VM fixtures come from ``fleetforge.testbed.pytest_plugin``."""
+"""Shared test helpers. VM fixtures come from ``fleetforge.testbed.pytest_plugin``.
 
-import json
-from pathlib import Path
+The process is monkey-patched by gevent first, as pyinfra's CLI is (pyinfra's own test helpers
+would patch it on import anyway), so the connector and its bridge are tested as they run.
+"""
 
-from facts.probe import HostProbe
-from fleetforge.models import HostFacts
+from gevent import monkey
+
+monkey.patch_all()
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from facts.probe import HostProbe  # noqa: E402
+from fleetforge.models import HostFacts  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "facts" / "probe.HostProbe"
 

@@ -16,6 +16,10 @@ Traps this module avoids (``../shared/notes/pyinfra.md``):
   ``concurrent.futures``).
 - asyncssh objects are touched only on the loop thread: callers pass coroutine *functions* that
   the loop thread calls, closing included.
+- Logging: handler locks created after ``patch_all()`` are gevent locks, and a native thread
+  that waits on one can deadlock (seen here with DEBUG logging on). Records of the ``asyncssh``
+  and ``asyncio`` loggers are therefore queued by a handler with a native lock and handed to
+  the starting thread's hub, which passes them to the root logger's handlers.
 - At interpreter exit the loop is stopped and its thread joined (bounded wait), so a run never
   hangs after its last host.
 """
@@ -24,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import functools
+import logging
 import select
 import selectors
 from collections.abc import Awaitable, Callable
@@ -40,6 +46,9 @@ _start_new_thread = monkey.get_original("_thread", "start_new_thread")
 _allocate_lock = monkey.get_original("_thread", "allocate_lock")
 _getaddrinfo = monkey.get_original("socket", "getaddrinfo")
 _getnameinfo = monkey.get_original("socket", "getnameinfo")
+
+_native_rlock = monkey.get_original("_thread", "RLock")
+LOOP_LOGGERS = ("asyncssh", "asyncio")  # loggers that emit on the loop thread
 
 STOP_TIMEOUT_S = 5.0  # how long exit waits for the loop thread to finish closing connections
 
@@ -89,6 +98,30 @@ class _NativeThreadLoop(asyncio.SelectorEventLoop):
         return await self.run_in_executor(None, _getnameinfo, sockaddr, flags)
 
 
+class _HubLogForwarder(logging.Handler):
+    """Queues records logged on the loop thread; the hub of the thread that started the loop
+    hands them to the root logger's handlers (as propagation would have)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: collections.deque[logging.LogRecord] = collections.deque()
+        self.watcher = gevent.get_hub().loop.async_()
+        self.watcher.ref = False  # never keeps the hub alive by itself
+        self.watcher.start(self.drain)
+
+    def createLock(self) -> None:  # noqa: N802 (logging's name)
+        self.lock = _native_rlock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.watcher.send()
+
+    def drain(self) -> None:
+        root = logging.getLogger()
+        while self.records:
+            root.handle(self.records.popleft())  # propagation ignores the ancestors' levels too
+
+
 class LoopThread:
     """One asyncio event loop running in a native thread, started on first use.
 
@@ -112,6 +145,12 @@ class LoopThread:
         return self._loop
 
     def _start(self) -> None:
+        if _FORWARDER[0] is None:
+            _FORWARDER[0] = _HubLogForwarder()
+            for name in LOOP_LOGGERS:
+                logger = logging.getLogger(name)
+                logger.addHandler(_FORWARDER[0])
+                logger.propagate = False
         ready = _allocate_lock()
         ready.acquire()
         loop = _NativeThreadLoop(_NativePollSelector())
@@ -202,6 +241,8 @@ async def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
 
+
+_FORWARDER: list[_HubLogForwarder | None] = [None]
 
 LOOP = LoopThread()
 """The process-wide loop every ``@asyncssh`` host shares."""
