@@ -40,12 +40,16 @@ def run(*argv: str) -> subprocess.CompletedProcess:
     return helpers.run(*argv, env={"FLEETFORGE_INVENTORY": INVENTORY[0]})
 
 
-@pytest.fixture(scope="module")
-def vms(testbed, testbed_vms, tmp_path_factory):
+@pytest.fixture(scope="module", params=["asyncssh", "ssh"])
+def vms(request, testbed, testbed_vms, tmp_path_factory):
+    """The two VMs from their clean snapshot, reached over fleetforge's @asyncssh connector, then
+    again over pyinfra's @ssh: every test of this module runs unchanged over both."""
     inventory = tmp_path_factory.mktemp("inventory") / "inventory.py"
     inventory.write_text(
+        "from fleetforge.inventory import group\n"
         "from fleetforge.testbed import inventory_hosts\n"
-        f"testbed = [entry for entry in inventory_hosts() if entry[0] in {HOSTS!r}]\n"
+        f"testbed = group([entry for entry in inventory_hosts() if entry[0] in {HOSTS!r}],\n"
+        f"                {{'fleetforge_connector': {request.param!r}}})\n"
     )
     INVENTORY[:] = [str(inventory)]
     for name in HOSTS:
@@ -156,3 +160,17 @@ def test_drift_is_reported_by_verify_and_repaired_by_the_next_run(vms):
     redeploy = run("pyinfra", "-y", inventory(), "deploys/vps.py")
     assert "live state differs from the plan: vm.swappiness: 60 -> 133" in redeploy.stdout + redeploy.stderr
     assert run("fleetforge", "verify", inventory()).returncode == 0
+
+
+def test_the_inventory_reaches_the_hosts_over_the_chosen_connector(vms, request):
+    from pyinfra.api import State
+    from pyinfra.context import ctx_state
+    from pyinfra_cli.inventory import make_inventory
+
+    from fleetforge.connector.asyncssh_connector import AsyncSSHConnector
+
+    ctx_state.set(State(check_for_changes=False))
+    hosts = list(make_inventory(inventory()))
+    assert sorted(h.name for h in hosts) == sorted(HOSTS)
+    over_asyncssh = request.node.callspec.params["vms"] == "asyncssh"
+    assert all(issubclass(h.connector_cls, AsyncSSHConnector) == over_asyncssh for h in hosts)
