@@ -19,6 +19,7 @@ import asyncssh
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from facts.probe import HostProbe, parse_probe  # noqa: E402
+from fleetforge.connector.asyncssh_connector import ENCRYPTION_ALGS  # noqa: E402
 from fleetforge.planner import sysctl_keys  # noqa: E402
 from fleetforge.settings import HostSettings  # noqa: E402
 
@@ -34,6 +35,7 @@ async def probe(target: dict) -> dict:
             client_keys=[target["key"]],
             known_hosts=target["known_hosts"],
             agent_path=None,
+            encryption_algs=ENCRYPTION_ALGS,  # the connector's cipher preference (cheapest per packet)
         ) as conn:
             result = await conn.run(COMMAND, check=True)
         return parse_probe(str(result.stdout).splitlines()).to_json()

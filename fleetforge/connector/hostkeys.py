@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
+from .fastauth import FastAuthClient
+
 STRICT_VALUES = {"yes": "yes", "accept-new": "accept-new", "no": "no", "off": "no"}
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
@@ -62,17 +64,13 @@ class HostKeyPolicy:
     def known_hosts(self) -> asyncssh.SSHKnownHosts | None:
         """What to pass as asyncssh's ``known_hosts``: ``None`` disables checking (mode ``no``).
 
-        A missing file counts as empty (every host unknown). Reads the file; call it on the
-        loop thread's executor or accept a small blocking read.
+        A missing file counts as empty (every host unknown). The parsed file is shared by every
+        host that names it until the file changes (size or mtime): a fleet of N hosts with one
+        known_hosts file parses it once, not N times.
         """
         if self.mode == "no":
             return None
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                text = f.read()
-        except FileNotFoundError:
-            text = ""
-        self._known = asyncssh.import_known_hosts(text)
+        self._known = _parsed_known_hosts(self.path)
         return self._known
 
     def decide(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
@@ -108,8 +106,26 @@ class HostKeyPolicy:
         self.learned = ""
 
 
-class PolicyClient(asyncssh.SSHClient):
-    """asyncssh client callbacks that defer untrusted host keys to a ``HostKeyPolicy``."""
+_PARSED: dict[str, tuple[tuple[int, int], asyncssh.SSHKnownHosts]] = {}
+
+
+def _parsed_known_hosts(path: str) -> asyncssh.SSHKnownHosts:
+    """``path`` parsed, cached by (mtime, size); a missing file is an empty list."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return asyncssh.import_known_hosts("")
+    stamp = (st.st_mtime_ns, st.st_size)
+    cached = _PARSED.get(path)
+    if cached is None or cached[0] != stamp:
+        with open(path, encoding="utf-8") as f:
+            cached = _PARSED[path] = (stamp, asyncssh.import_known_hosts(f.read()))
+    return cached[1]
+
+
+class PolicyClient(FastAuthClient):
+    """asyncssh client callbacks: untrusted host keys go to a ``HostKeyPolicy``; public key
+    authentication in one round trip (``fastauth``)."""
 
     def __init__(self, policy: HostKeyPolicy) -> None:
         self.policy = policy
