@@ -4,6 +4,8 @@
     fleetforge plan INVENTORY [--limit NAME ...] [--json]
     fleetforge verify INVENTORY [--limit NAME ...] [--json]
     fleetforge disko INVENTORY [--limit NAME ...] [--json]
+    fleetforge bundle fetch MANIFEST [--dir DIR] [--parallel N]
+    fleetforge bundle status INVENTORY [--bundle DIR] [--limit NAME ...] [--json]
     fleetforge rollout INVENTORY DEPLOY [--waves G,G | --serial 1,25%,100%] [--max-fail-percentage N] [--dry]
     fleetforge testbed up|down|status|reset|build ...
 
@@ -200,6 +202,83 @@ def cmd_disko(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_bundle_fetch(args: argparse.Namespace) -> int:
+    """Download and verify the manifest's files into the bundle directory; exit 1 if any failed."""
+    from fleetforge.bundle.fetch import fetch
+    from fleetforge.bundle.manifest import load_manifest
+
+    report = fetch(load_manifest(args.manifest), args.dir, parallel=args.parallel)
+    for r in report.results:
+        line = f"{r.name}: {r.status}" + (f" ({r.fetched_bytes} bytes)" if r.fetched_bytes else "")
+        print(line + (f": {r.error}" if r.error else ""), file=sys.stderr if r.error else sys.stdout)
+    print(f"bundle {args.dir}: {report.fetched_bytes} bytes fetched; index {args.dir}/index.json")
+    return 0 if report.ok else 1
+
+
+def cmd_bundle_status(args: argparse.Namespace) -> int:
+    """Per host: files and bytes a push would send, disk use after; nothing is sent."""
+    from facts.iso_dir import IsoDir
+    from fleetforge.bundle.plan import plan_push
+    from fleetforge.bundle.push import load_index
+    from fleetforge.gather import gather, load_inventory
+
+    state, hosts = load_inventory(args.inventory, args.limit)
+    indexes = {h.name: load_index(args.bundle or h.settings.iso_bundle) for h in hosts}
+    results = gather(state, hosts, IsoDir, lambda h: {"iso_dir": h.settings.iso_dir})
+    out, code = {}, 0
+    for h in hosts:
+        found = results.get(h.name, "not probed")
+        if isinstance(found, str):
+            out[h.name] = {"error": found}
+            code = 1
+            continue
+        plan = plan_push(indexes[h.name], found, prune=h.settings.iso_prune)
+        code = max(code, 1 if plan.verdict == "refuse" else 0)
+        out[h.name] = {
+            "iso_dir": h.settings.iso_dir,
+            "send": [e.name for e in plan.send],
+            "send_bytes": plan.send_bytes,
+            "prune": plan.prune,
+            "up_to_date": plan.up_to_date,
+            "used_after_percent": round(plan.used_after_percent, 1),
+            "verdict": plan.verdict,
+            "reason": plan.reason,
+        }
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return code
+    table = Table(title="iso bundle status", title_justify="left")
+    for column in ("host", "iso_dir", "to send", "bytes", "up to date", "used after", "verdict"):
+        table.add_column(column, overflow="fold")
+    for name, item in out.items():
+        if "error" in item:
+            table.add_row(name, f"[red]{item['error']}[/red]", *[""] * 5)
+            continue
+        verdict = item["reason"] or item["verdict"]
+        table.add_row(
+            name, item["iso_dir"], ", ".join(item["send"]) or "-", str(item["send_bytes"]), str(item["up_to_date"]),
+            f"{item['used_after_percent']}%", verdict,
+        )  # fmt: skip
+    _console().print(table)
+    return code
+
+
+def _add_bundle_parser(sub) -> None:
+    bundle = sub.add_parser("bundle", help="offline ISO bundles: fetch once here, push what changed")
+    verbs = bundle.add_subparsers(dest="bundle_command", required=True)
+    f = verbs.add_parser("fetch", help="download and verify a manifest's files (resumes, skips verified files)")
+    f.add_argument("manifest", help="bundle manifest (TOML)")
+    f.add_argument("--dir", default="bundle", help="bundle directory (default: bundle)")
+    f.add_argument("--parallel", type=int, default=3, help="files downloaded at once (default 3)")
+    f.set_defaults(func=cmd_bundle_fetch)
+    s = verbs.add_parser("status", help="what a push would send to each host, and disk use after")
+    s.add_argument("inventory", help="pyinfra inventory file")
+    s.add_argument("--bundle", help="bundle directory (default: each host's iso_bundle)")
+    s.add_argument("--limit", action="append", help="host or group name (repeatable)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_bundle_status)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["testbed"]:
@@ -222,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--parallel", type=int, default=None, help="at most N hosts at once (default: all)")
         p.set_defaults(func=func)
     sub.add_parser("testbed", help="local QEMU test hosts: up|down|status|reset|build")
+    _add_bundle_parser(sub)
     from fleetforge.rollout import add_parser as add_rollout_parser
 
     add_rollout_parser(sub)

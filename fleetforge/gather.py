@@ -7,6 +7,7 @@ before importing this module (``fleetforge.cli`` does), as pyinfra's CLI does.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,27 +68,32 @@ def load_inventory(
     ]
 
 
-def probe(state: State, hosts: list[InventoryHost]) -> dict[str, HostFacts | str]:
-    """Connect to ``hosts`` in parallel and run ``HostProbe`` on each.
+def gather(state: State, hosts: list[InventoryHost], fact: type, kwargs_for: Callable[[InventoryHost], dict]) -> dict:
+    """Connect to ``hosts`` in parallel (pyinfra's pool) and read ``fact`` on each.
 
-    Returns ``{host name: HostFacts}``, or ``{host name: "reason"}`` for a host that could not
-    be reached or whose output could not be parsed; one bad host never stops the others.
+    ``kwargs_for(host)``: the fact's arguments for that host. Returns ``{host name: value}``,
+    or ``{host name: "reason"}`` for a host that could not be reached or whose output could not
+    be parsed; one bad host never stops the others.
     """
     by_name = {h.name: h for h in hosts}
-    results: dict[str, HostFacts | str] = {h.name: "could not connect" for h in state.inventory if h.name in by_name}
+    results: dict[str, Any] = {h.name: "could not connect" for h in state.inventory if h.name in by_name}
     state.add_callback_handler(_ConnectErrors(results))
     connect_all(state)
 
     def one(host) -> None:
-        keys = sysctl_keys(by_name[host.name].settings)
-        kwargs = {"sysctl_keys": keys, "_timeout": PROBE_TIMEOUT_S}
-        facts = get_fact(state, host, HostProbe, kwargs=kwargs, apply_failed_hosts=False)
-        results[host.name] = facts if facts is not None else "HostProbe failed (see log)"
+        kwargs = {**kwargs_for(by_name[host.name]), "_timeout": PROBE_TIMEOUT_S}
+        value = get_fact(state, host, fact, kwargs=kwargs, apply_failed_hosts=False)
+        results[host.name] = value if value is not None else f"{fact.__name__} failed (see log)"
 
     active = [h for h in state.activated_hosts if h.name in by_name]
     gevent.joinall([state.pool.spawn(one, h) for h in active], raise_error=True)
     disconnect_all(state)
     return results
+
+
+def probe(state: State, hosts: list[InventoryHost]) -> dict[str, HostFacts | str]:
+    """``gather`` of ``HostProbe`` with each host's sysctl keys: ``{name: HostFacts | "reason"}``."""
+    return gather(state, hosts, HostProbe, lambda h: {"sysctl_keys": sysctl_keys(h.settings)})
 
 
 class _ConnectErrors(BaseStateCallback):

@@ -138,6 +138,11 @@ class HostSettings(BaseModel):
     nixos_activation: list[Literal["test", "switch", "boot"]] = ["test", "switch"]
     # staged rollout: checks after each wave's deploy (``fleetforge rollout``, fleetforge/health.py)
     health_checks: list[HealthCheck] = []
+    # offline ISO bundle (deploys/iso_bundle.py): where it goes on the host (seed 000's
+    # /var/lib/hypervisor/isos), the local bundle directory, and whether to delete other files
+    iso_dir: Annotated[str, Field(pattern=r"^/")] = "/var/lib/hypervisor/isos"
+    iso_bundle: str = "bundle"
+    iso_prune: bool = False
     # which pyinfra connector reaches the host; takes effect through fleetforge.inventory.group
     fleetforge_connector: Literal["ssh", "asyncssh"] = "ssh"
 
