@@ -71,34 +71,26 @@ async def _set(event):
     event.set()
 
 
+async def _forever(state: dict) -> None:
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        state["cancelled"] = True
+        raise
+
+
 def test_timeout_cancels_the_coroutine(bridge):
     state = {}
-
-    async def forever():
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            state["cancelled"] = True
-            raise
-
     with pytest.raises(TimeoutError):
-        bridge.run(forever, timeout=0.2)
+        bridge.run(lambda: _forever(state), timeout=0.2)
     assert state == {"cancelled": True}
 
 
 def test_killing_the_waiting_greenlet_cancels_the_coroutine(bridge):
     state = {}
-
-    async def forever():
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            state["cancelled"] = True
-            raise
-
     with pytest.raises(gevent.Timeout):
         with gevent.Timeout(0.2):
-            bridge.run(forever)
+            bridge.run(lambda: _forever(state))
     bridge.run(lambda: asyncio.sleep(0.05))  # let the cancellation run on the loop
     assert state == {"cancelled": True}
 
@@ -123,3 +115,35 @@ def test_stop_is_idempotent_and_the_loop_restarts_on_next_use(bridge):
     bridge.stop()
     bridge.stop()
     assert bridge.run(lambda: asyncio.sleep(0, result="again")) == "again"
+
+
+def test_records_logged_on_the_loop_thread_reach_the_root_handlers_on_the_callers_thread(bridge):
+    """asyncssh logs on the loop thread; its records are handed to the thread that started the
+    loop (a gevent lock taken from the loop thread could deadlock)."""
+    import logging
+
+    seen = []
+
+    class Capture(logging.Handler):
+        def emit(self, record):
+            seen.append((record.getMessage(), _get_ident()))
+
+    handler = Capture(level=logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    logger = logging.getLogger("asyncssh")
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+
+        async def log():
+            logging.getLogger("asyncssh").info("from the loop")
+            return _get_ident()
+
+        loop_thread = bridge.run(log)
+        gevent.sleep(0.1)
+    finally:
+        root.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert ("from the loop", _get_ident()) in seen
+    assert loop_thread != _get_ident()
