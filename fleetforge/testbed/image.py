@@ -57,6 +57,7 @@ PACKAGES: tuple[str, ...] = (
     "nfs-kernel-server",
     "nfs-common",
     "nix-bin",
+    "nginx-light",
     "parted",
     "gdisk",
     "fdisk",
@@ -182,7 +183,7 @@ chroot "$root" systemctl enable systemd-networkd.service ssh.service >/dev/null
 # no interactive first-boot questions on the serial console
 chroot "$root" systemctl mask systemd-firstboot.service >/dev/null
 for u in apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer fstrim.timer \
-         e2scrub_reap.service dpkg-db-backup.timer nfs-server.service rpcbind.service rpcbind.socket \
+         e2scrub_reap.service dpkg-db-backup.timer nfs-server.service rpcbind.service rpcbind.socket nginx.service \
          systemd-networkd-wait-online.service; do
     chroot "$root" systemctl disable "$u" >/dev/null 2>&1 || true
 done

@@ -38,6 +38,8 @@ QEMU_SETTINGS: dict[str, str] = {
     "kvm_accel": "kvm",
     "kvm_cpu": "host",
     "nic": "virtio-net-pci,addr=0x3,mac=52:54:00:f1:ee:01,romfile=",
+    # second NIC, guest ens4: the test LAN (fleetforge/testbed/lan.py)
+    "lan_nic": "virtio-net-pci,addr=0x4,mac=52:54:00:f1:ee:02,romfile=",
     "disk_slot": "0x5",
     "data_slot": "0x6",
     "rng": "virtio-rng-pci,addr=0x7",
@@ -96,6 +98,7 @@ def qemu_command(
     pidfile: Path,
     console_log: Path,
     incoming: Path | None = None,
+    lan_tap: str | None = None,
 ) -> list[str]:
     """Build the ``qemu-system-x86_64`` argv for one VM (daemonized).
 
@@ -111,6 +114,9 @@ def qemu_command(
         console_log: file receiving the guest's serial console.
         incoming: a zstd-compressed migration stream to start from (golden state), or ``None``
             for a cold boot.
+        lan_tap: tap device on the test LAN bridge for the second NIC (``ens4``); ``None``
+            gives that NIC a closed user-mode backend (golden boots: the device must exist so
+            the saved state fits every VM, its backend is not part of the state).
     """
     s = QEMU_SETTINGS
     if len(str(qmp_socket).encode()) > 107:
@@ -136,6 +142,9 @@ def qemu_command(
         "-daemonize",
         "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:{SSH_GUEST_PORT}",
         "-device", f"{s['nic']},netdev=net0",
+        "-netdev", (f"tap,id=lan0,ifname={lan_tap},script=no,downscript=no" if lan_tap
+                    else "user,id=lan0,restrict=on"),
+        "-device", f"{s['lan_nic']},netdev=lan0",
         "-device", s["rng"],
         "-drive", f"if=none,id=root,file={_esc(root_disk)},{drive}",
         "-drive", f"if=none,id=data,file={_esc(data_disk)},{drive}",

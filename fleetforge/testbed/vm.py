@@ -32,6 +32,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from . import lan
 from .errors import TestbedError, TestbedNotUpError, VMError
 from .flavours import DEFAULT_SPECS, flavour_for_name, get_flavour
 from .golden import Golden, ensure_golden
@@ -97,6 +98,7 @@ class VMInfo(BaseModel):
     started_at: float = Field(description="epoch seconds of the start")
     rss_mib: float | None = Field(default=None, description="QEMU resident memory, MiB")
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per start step")
+    lan_address: str | None = Field(default=None, description="address on the test LAN (ens4, 10.77.0.0/24)")
 
     def target(self) -> SSHTarget:
         """SSH coordinates for OpenSSH (or paramiko: ``known_hosts`` has exact port lines)."""
@@ -309,11 +311,21 @@ class Testbed:
                 else:
                     ports[name] = free_port(avoid)
                 avoid.add(ports[name])
+            # LAN addresses: a restarted VM keeps its own; others get the lowest free one
+            starting = {name for name, _ in start}
+            taken = {vm.lan_address for n, vm in state.vms.items() if vm.lan_address and n not in starting}
+            addresses: dict[str, str] = {}
+            for name, _ in start:
+                old = state.vms.get(name)
+                wanted_address = old.lan_address if old is not None else None
+                addresses[name] = wanted_address if wanted_address and wanted_address not in taken else None
+                addresses[name] = addresses[name] or lan.allocate_address(taken)
+                taken.add(addresses[name])
             errors: list[str] = []
             if start:
                 with ThreadPoolExecutor(max_workers=len(start)) as ex:
                     futs = {
-                        name: ex.submit(self._start, name, goldens[flavour], img, ports[name], avoid)
+                        name: ex.submit(self._start, name, goldens[flavour], img, ports[name], avoid, addresses[name])
                         for name, flavour in start
                     }
                     for name, fut in futs.items():
@@ -328,14 +340,16 @@ class Testbed:
                 raise VMError("some VMs did not start:\n" + "\n".join(errors))
             return [state.vms[name] for name, _ in wanted]
 
-    def _start(self, name: str, golden: Golden, img: Image, port: int, avoid: set[int]) -> VMInfo:
-        """Start one VM from ``golden`` on ``port``; rename it, snapshot it as ``clean``."""
+    def _start(self, name: str, golden: Golden, img: Image, port: int, avoid: set[int], lan_address: str) -> VMInfo:
+        """Start one VM from ``golden`` on ``port``; rename it, give it ``lan_address`` on the
+        test LAN, snapshot it as ``clean``."""
         flavour = golden.flavour
         vm_dir = self.layout.vm_dir(name)
         shutil.rmtree(vm_dir, ignore_errors=True)
         vm_dir.mkdir(parents=True)
         t0 = time.monotonic()
         create_vm_disks(golden.disk, vm_dir, "root.qcow2", flavour.data_disk_gib)
+        tap = lan.add_tap(name)
         info = VMInfo(
             name=name,
             flavour=flavour.name,
@@ -354,6 +368,7 @@ class Testbed:
             qmp_socket=vm_dir / "qmp.sock",
             console_log=vm_dir / "console.log",
             started_at=time.time(),
+            lan_address=lan_address,
         )
         for attempt in range(3):
             argv = qemu_command(
@@ -370,6 +385,7 @@ class Testbed:
                 pidfile=vm_dir / "qemu.pid",
                 console_log=info.console_log,
                 incoming=golden.state,
+                lan_tap=tap,
             )
             (vm_dir / "qemu.argv.json").write_text(json.dumps(argv, indent=1) + "\n")
             try:
@@ -390,7 +406,8 @@ class Testbed:
                     q.command("cont")
             t_run = time.monotonic()
             target = info.target()
-            sync_clock_when_up(target, START_TIMEOUT, extra=_rename_script(name))
+            setup = f"{_rename_script(name)} && {lan.guest_script(lan_address)}"
+            sync_clock_when_up(target, START_TIMEOUT, extra=setup)
             t_ssh = time.monotonic()
             with QMP(info.qmp_socket, timeout=120) as q:
                 out = q.hmp(f"savevm {SNAPSHOT}")
@@ -422,6 +439,7 @@ class Testbed:
             except VMError:
                 pass
             kill(vm.pid, vm.vm_dir)
+        lan.del_tap(vm.name)
         vm.running, vm.reachable, vm.pid = False, False, None
 
     def down(self, names: Iterable[str] | None = None) -> list[str]:
@@ -616,6 +634,7 @@ def inventory_hosts(
                     "testbed_root_disk": vm.root_disk,
                     "testbed_memory_mib": vm.memory_mib,
                     "testbed_vcpus": vm.vcpus,
+                    **({"lan_address": vm.lan_address} if vm.lan_address else {}),
                 },
             )
         )
