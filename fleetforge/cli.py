@@ -151,12 +151,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
+    from fleetforge import nixcache_verify
     from fleetforge.gather import load_inventory
-    from fleetforge.verify import exit_code, verify_host
+    from fleetforge.verify import exit_code, testinfra_host, verify_host
 
     _, hosts = load_inventory(args.inventory, args.limit)
+    cache = nixcache_verify.prepare(hosts, testinfra_host)
     with ThreadPoolExecutor(max_workers=min(32, max(1, len(hosts)))) as pool:
-        outcomes = list(pool.map(lambda h: verify_host(h.name, h.data, h.settings), hosts))
+        outcomes = list(
+            pool.map(lambda h: verify_host(h.name, h.data, cache.settings(h.name, h.settings), cache.checks), hosts)
+        )
     results = [r for _, host_results in outcomes for r in host_results]
     code = exit_code(results)
     if args.json:

@@ -143,6 +143,14 @@ class HostSettings(BaseModel):
     iso_dir: Annotated[str, Field(pattern=r"^/")] = "/var/lib/hypervisor/isos"
     iso_bundle: str = "bundle"
     iso_prune: bool = False
+    # the host's private (LAN) address, used where other hosts must reach it (nix cache, NFS)
+    lan_address: Annotated[str, Field(pattern=r"^[0-9a-fA-F.:]+$")] | None = None
+    # shared Nix store (fleetforge/nixcache.py): on the nix_cache host
+    nix_cache_address: Annotated[str, Field(pattern=r"^[0-9a-zA-Z.:-]+$")] | None = None
+    nix_cache_port: Annotated[int, Field(ge=1, le=65535)] = 5000
+    nix_cache_priority: Annotated[int, Field(ge=0)] = 30
+    nix_cache_key_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] | None = None
+    nix_cache_nfs: bool = False
     # which pyinfra connector reaches the host; takes effect through fleetforge.inventory.group
     fleetforge_connector: Literal["ssh", "asyncssh"] = "ssh"
 

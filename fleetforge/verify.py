@@ -204,13 +204,20 @@ def probe_and_plan(name: str, data: dict[str, Any], settings: HostSettings) -> t
     return host, plan, list(checks_for(plan, nixos=facts.os.is_nixos))
 
 
-def verify_host(name: str, data: dict[str, Any], settings: HostSettings) -> tuple[TuningPlan | None, list[CheckResult]]:
-    """Probe, plan and check one host. A host that cannot be reached is one failed result."""
+def verify_host(
+    name: str,
+    data: dict[str, Any],
+    settings: HostSettings,
+    extra: Callable[[str, Any], list[CheckResult]] | None = None,
+) -> tuple[TuningPlan | None, list[CheckResult]]:
+    """Probe, plan and check one host. A host that cannot be reached is one failed result.
+
+    ``extra(name, testinfra host)``: more results for this host (the Nix cache's checks)."""
     try:
         host, plan, checks = probe_and_plan(name, data, settings)
     except Exception as exc:
         return None, [unreachable(name, exc)]
-    return plan, run_checks(name, host, checks)
+    return plan, run_checks(name, host, checks) + (extra(name, host) if extra else [])
 
 
 def unreachable(name: str, exc: Exception) -> CheckResult:

@@ -71,6 +71,28 @@ def inventory_settings() -> dict[str, HostSettings]:
 _VALIDATED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def with_nix_cache(settings: HostSettings) -> HostSettings:
+    """For a client of the fleet's Nix cache: the cache first in ``substituters`` and its public
+    key (read from the cache host) in ``trusted-public-keys``, and with ``nix_cache_nfs`` the
+    export mounted; other hosts: unchanged."""
+    from fleetforge.nixcache import client_settings
+    from fleetforge.nixcache_deploy import cache_public_key, inventory_roles, nfs_client
+
+    roles = inventory_roles()
+    if roles is None or host.name not in roles.clients:
+        return settings
+    if roles.nfs:
+        nfs_client(roles)
+    key = cache_public_key(roles)
+    if key is None or not key.public_key:
+        host.log(
+            f"nix cache: {roles.cache} has no signing key yet (run deploys/nix_cache.py first); not trusted here",
+            logger.warning,
+        )
+        return settings
+    return client_settings(settings, roles, key.public_key)
+
+
 def summary(plan: TuningPlan) -> str:
     """One line per host for the run log: what the plan sets."""
     disks = ", ".join(f"{d.name} {d.scheduler.value}/ra {d.read_ahead_kb.value}" for d in plan.disks)
@@ -95,7 +117,7 @@ def tune_host() -> None:
     Raises ``SettingsError`` (any host's data invalid) or ``PlanError`` (this host's data
     contradicts its hardware) during pyinfra's prepare phase, before any operation runs.
     """
-    settings = inventory_settings()[host.name]
+    settings = with_nix_cache(inventory_settings()[host.name])
     facts: HostFacts | None = host.get_fact(HostProbe, sysctl_keys=sysctl_keys(settings))
     if facts is None:  # the probe failed: pyinfra has already marked this host failed
         return

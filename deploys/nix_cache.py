@@ -1,0 +1,11 @@
+"""The shared Nix store: the ``nix_cache`` host becomes the fleet's signed binary cache (HTTP via
+nginx, optionally NFS), NFS clients mount it. Then run ``deploys/vps.py`` so clients trust it:
+
+    pyinfra inventory.py deploys/nix_cache.py && pyinfra inventory.py deploys/vps.py
+
+See ``fleetforge/nixcache.py`` for roles, addresses, keys and rotation.
+"""
+
+from fleetforge.nixcache_deploy import nix_cache
+
+nix_cache()

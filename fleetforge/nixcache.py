@@ -1,0 +1,135 @@
+"""The fleet's shared Nix store: one host of the inventory is a signed binary cache, the others
+substitute from it (seed 000 "Shared Nix Store"; ``../shared/notes/domain.md`` "Shared store").
+
+Roles come from the inventory:
+
+- group ``nix_cache``: exactly one host, the cache (zero or two hosts is an error naming the
+  group). No such group: no shared cache.
+- group ``nix_cache_clients`` if it exists, else every other host with ``nix`` enabled.
+
+How clients reach the cache is never guessed: the cache host's ``nix_cache_address``, else its
+``lan_address`` (a private address the clients can reach); neither set is an error naming the
+host. The cache serves HTTP on that address and ``nix_cache_port`` (5000, nix-serve's port), with
+priority ``nix_cache_priority`` (30: before cache.nixos.org's 40).
+
+With ``nix_cache_nfs``, the cache directory (a signed ``file://`` binary cache that Nix itself
+writes) is also exported read-only over NFS to exactly the clients' addresses and mounted at
+``NFS_MOUNT`` on each client, which substitutes from ``file://NFS_MOUNT``. Seed 000 exports
+``/nix/store`` itself; that is not a usable store for clients: a store is the directory *plus*
+its SQLite database (``/nix/var/nix/db``: validity, references, signatures), so a client
+mounting a bare ``/nix/store`` has paths it cannot register or trust, and writing one store from
+several hosts corrupts it (NixOS/nix#7396). A binary cache directory is self-describing
+(``nix-cache-info``, signed ``.narinfo`` files, ``nar/``), read-only, and checked per path
+against ``trusted-public-keys``.
+
+Keys: the secret signing key is generated on the cache host (``nix-store
+--generate-binary-cache-key``) into ``SECRET_KEY`` (mode 0600) and never read back; the public
+key is read as a fact (``facts.nix_cache.NixCacheKey``) and written into every client's
+``trusted-public-keys`` through the main job's nix.conf plan. Rotation: set ``nix_cache_key_name``
+to a new name (``fleetforge-HOST-2``); the next run generates that key, re-signs the cache and
+clients trust the new public key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fleetforge.settings import HostSettings, SettingsError
+
+CACHE_GROUP = "nix_cache"
+CLIENTS_GROUP = "nix_cache_clients"
+STATE_DIR = "/var/lib/fleetforge/nix-cache"
+SECRET_KEY = f"{STATE_DIR}/secret-key"
+PUBLIC_KEY = f"{STATE_DIR}/public-key"
+CANARY_FILE = f"{STATE_DIR}/canary-path"  # a tiny path built on the cache host, for verify
+CACHE_DIR = "/var/cache/fleetforge/nix-cache"
+NFS_MOUNT = "/mnt/fleetforge/nixcache"
+
+
+@dataclass(frozen=True)
+class CacheRoles:
+    """``cache``: the cache host's name; ``address``/``port``: where clients reach it;
+    ``clients``: ``{client name: its address on the cache's network}``; ``nfs``: export too."""
+
+    cache: str
+    address: str
+    port: int
+    priority: int
+    key_name: str
+    clients: dict[str, str]
+    nfs: bool
+
+    @property
+    def http_url(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"http://{host}:{self.port}"
+
+    def substituter(self) -> str:
+        """The URL clients put first in ``substituters`` (with its priority)."""
+        base = f"file://{NFS_MOUNT}" if self.nfs else self.http_url
+        return f"{base}?priority={self.priority}"
+
+
+def cache_roles(
+    groups: dict[str, list[str]], settings: dict[str, HostSettings], data: dict[str, dict[str, Any]]
+) -> CacheRoles | None:
+    """Read the roles from the inventory (pure).
+
+    Args:
+        groups: ``{group name: [host names]}`` of the inventory.
+        settings: every host's validated ``HostSettings``.
+        data: every host's merged data (for ``lan_address``).
+
+    Returns:
+        ``CacheRoles``, or ``None`` when the inventory has no ``nix_cache`` group.
+
+    Raises:
+        SettingsError: the group holds 0 or several hosts; the cache host has no address;
+            a client has no ``lan_address`` (the cache allows, and exports to, each address).
+    """
+    if CACHE_GROUP not in groups:
+        return None
+    members = groups[CACHE_GROUP]
+    if len(members) != 1:
+        raise SettingsError(
+            [(f"group {CACHE_GROUP}", "hosts", f"expected exactly one cache host, got {len(members)}: {members}")]
+        )
+    cache = members[0]
+    s = settings[cache]
+    address = s.nix_cache_address or s.lan_address
+    if not address:
+        raise SettingsError(
+            [(cache, "nix_cache_address", "expected the address clients reach the cache at (or lan_address)")]
+        )
+    if CLIENTS_GROUP in groups:
+        names = [n for n in groups[CLIENTS_GROUP] if n != cache]
+    else:
+        names = [n for n in settings if n != cache and settings[n].nix]
+    problems, clients = [], {}
+    for name in names:
+        client_address = settings[name].lan_address
+        if not client_address:
+            problems.append((name, "lan_address", "expected the client's LAN address (the cache allows each one)"))
+        clients[name] = client_address or ""
+    if problems:
+        raise SettingsError(problems)
+    return CacheRoles(
+        cache=cache,
+        address=address,
+        port=s.nix_cache_port,
+        priority=s.nix_cache_priority,
+        key_name=s.nix_cache_key_name or f"fleetforge-{cache}-1",
+        clients=clients,
+        nfs=s.nix_cache_nfs,
+    )
+
+
+def client_settings(settings: HostSettings, roles: CacheRoles, public_key: str) -> HostSettings:
+    """``settings`` with the cache first in ``nix_substituters`` and its key trusted."""
+    return settings.model_copy(
+        update={
+            "nix_substituters": [roles.substituter(), *settings.nix_substituters],
+            "nix_trusted_public_keys": [public_key, *settings.nix_trusted_public_keys],
+        }
+    )

@@ -1,0 +1,158 @@
+"""Set up the shared Nix store (``deploys/nix_cache.py``); see ``fleetforge/nixcache.py``.
+
+On the cache host (Debian-like; the binary cache is written by Nix itself and served by the
+distribution's nginx): a signing key generated on the host if it has none (mode 0600, never
+read back), a systemd service + timer that signs and copies every store path into the
+``file://`` cache directory, nginx bound to the cache address allowing only the clients, and with
+``nix_cache_nfs`` a read-only NFS export to exactly the clients' addresses (``root_squash``).
+Clients are set up by the main job (``deploys/vps.py``), after this deploy: their
+``substituters`` and ``trusted-public-keys`` from the cache's public key, and with NFS a systemd
+mount unit for the export (``nfs_client``). A second deploy rather than one: the cache must
+have its key and export before clients can trust and mount it, and pyinfra runs one deploy's
+operations of different hosts interleaved.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host, inventory, logger
+from pyinfra.api import QuoteString, StringCommand, deploy
+from pyinfra.operations import server
+
+from facts.layout import FileContents
+from facts.nix_cache import NixCacheKey, NixCacheKeyState
+from fleetforge.nixcache import (
+    CACHE_DIR,
+    CANARY_FILE,
+    NFS_MOUNT,
+    PUBLIC_KEY,
+    SECRET_KEY,
+    STATE_DIR,
+    CacheRoles,
+    cache_roles,
+)
+from fleetforge.operations import managed_file
+from fleetforge.render import render
+
+NGINX_SITE = "/etc/nginx/sites-enabled/fleetforge-nix-cache.conf"
+REFRESH_SERVICE = "/etc/systemd/system/fleetforge-nix-cache.service"
+REFRESH_TIMER = "/etc/systemd/system/fleetforge-nix-cache.timer"
+EXPORTS = "/etc/exports.d/fleetforge-nix-cache.exports"
+MOUNT_UNIT = "/etc/systemd/system/mnt-fleetforge-nixcache.mount"
+REFRESH_INTERVAL = "5min"
+
+# A tiny derivation built on the cache host (builtins.derivation, /bin/sh builder): verify asks
+# each client to substitute it. Its content names the key, so a rotated key gets a new path.
+CANARY = r"""
+name=$1; out=$2
+expr='derivation { name = "fleetforge-cache-canary"; system = builtins.currentSystem; builder = "/bin/sh";
+  args = [ "-c" "echo '"$name"' > $out" ]; }'
+path=$(nix-build --no-out-link --option build-users-group '' --option sandbox false -E "$expr") && echo "$path" > "$out"
+"""
+
+# Generate the key only where there is none of that name; the old pair is kept as *.old.
+KEYGEN = r"""
+name=$1; secret=$2; public=$3
+if [ -f "$secret" ] && [ -f "$public" ] && [ "$(cut -d: -f1 "$public")" = "$name" ]; then exit 0; fi
+umask 077; mkdir -p "$(dirname "$secret")"
+[ -f "$secret" ] && mv -f "$secret" "$secret.old" && mv -f "$public" "$public.old"
+nix-store --generate-binary-cache-key "$name" "$secret" "$public"
+chmod 600 "$secret"; chmod 644 "$public"
+"""
+
+
+def inventory_roles() -> CacheRoles | None:
+    """The roles of the current inventory (validates every host's data first)."""
+    from fleetforge.vps import inventory_settings
+
+    settings = inventory_settings()
+    groups = {name: [h.name for h in hosts] for name, hosts in inventory.groups.items()}
+    data = {h.name: h.data.dict() for h in inventory}
+    return cache_roles(groups, settings, data)
+
+
+def cache_public_key(roles: CacheRoles) -> NixCacheKeyState | None:
+    """The cache host's key state, read from that host (one round trip, public key only)."""
+    cache_host = inventory.get_host(roles.cache)
+    return cache_host.get_fact(NixCacheKey, secret=SECRET_KEY, public=PUBLIC_KEY, cache=CACHE_DIR)
+
+
+def _files(contents: dict[str, str]) -> list:
+    current = host.get_fact(FileContents, paths=list(contents))
+    changed = []
+    for path, text in contents.items():
+        changed.append(managed_file(name=f"nix cache: {path}", dest=path, content=text, current=current.get(path)))
+    return changed
+
+
+def _cache_host(roles: CacheRoles) -> None:
+    key = host.get_fact(NixCacheKey, secret=SECRET_KEY, public=PUBLIC_KEY, cache=CACHE_DIR)
+    if key is None or key.key_name != roles.key_name:
+        server.shell(
+            name=f"nix cache: signing key {roles.key_name} (generated on the host)",
+            commands=[StringCommand("sh", "-c", QuoteString(KEYGEN), "fleetforge-keygen", roles.key_name,
+                                    QuoteString(SECRET_KEY), QuoteString(PUBLIC_KEY))],
+        )  # fmt: skip
+    else:
+        host.noop(f"nix cache: signing key {roles.key_name} exists (mode {key.secret_mode})")
+    clients = sorted(roles.clients.values())
+    listen = f"[{roles.address}]:{roles.port}" if ":" in roles.address else f"{roles.address}:{roles.port}"
+    files = {
+        REFRESH_SERVICE: render("nix-cache-refresh.service.j2", cache_dir=CACHE_DIR, secret_key=SECRET_KEY),
+        REFRESH_TIMER: render("nix-cache-refresh.timer.j2", interval=REFRESH_INTERVAL),
+        NGINX_SITE: render("nix-cache-nginx.conf.j2", listen=listen, cache_dir=CACHE_DIR, clients=clients),
+    }
+    if roles.nfs:
+        files[EXPORTS] = render("nix-cache.exports.j2", cache_dir=CACHE_DIR, clients=clients)
+    changed = _files(files)
+    server.shell(
+        name="nix cache: refresh now, timer enabled, nginx serving",
+        commands=[
+            StringCommand("mkdir", "-p", QuoteString(CACHE_DIR), QuoteString(STATE_DIR)),
+            StringCommand(
+                "sh", "-c", QuoteString(CANARY), "fleetforge-canary", roles.key_name, QuoteString(CANARY_FILE)
+            ),
+            "systemctl daemon-reload",
+            "systemctl start fleetforge-nix-cache.service",
+            "systemctl enable --now fleetforge-nix-cache.timer nginx.service",
+            "systemctl reload-or-restart nginx.service",
+        ],
+        _if=lambda: any(op.did_change() for op in changed) or key is None or not key.cache_ready,
+    )
+    if roles.nfs:
+        server.shell(
+            name="nix cache: NFS export (read-only, clients only)",
+            commands=["systemctl enable --now nfs-server.service", "exportfs -ra"],
+            _if=changed[-1].did_change,
+        )
+
+
+def nfs_client(roles: CacheRoles) -> None:
+    """On a client: mount the cache's export read-only at ``NFS_MOUNT`` (systemd mount unit)."""
+    what = f"{roles.address}:{CACHE_DIR}"
+    (unit,) = _files({MOUNT_UNIT: render("nix-cache-nfs.mount.j2", cache=roles.cache, what=what, where=NFS_MOUNT)})
+    server.shell(
+        name=f"nix cache: mount {what} read-only at {NFS_MOUNT}",
+        commands=[
+            StringCommand("mkdir", "-p", QuoteString(NFS_MOUNT)),
+            "systemctl daemon-reload",
+            "systemctl enable --now mnt-fleetforge-nixcache.mount",
+        ],
+        _if=unit.did_change,
+    )
+
+
+@deploy("fleetforge: shared Nix store")
+def nix_cache() -> None:
+    """Set up this host's part of the shared Nix store (cache host, NFS client, or nothing).
+
+    Raises ``SettingsError`` (roles or addresses missing, naming the group or host) while
+    preparing, before any host is changed.
+    """
+    roles = inventory_roles()
+    if roles is None:
+        host.noop("nix cache: the inventory has no nix_cache group")
+        return
+    if host.name == roles.cache:
+        _cache_host(roles)
+    else:
+        logger.debug("%s: not the nix cache host: its part is in deploys/vps.py", host.name)

@@ -1,0 +1,90 @@
+"""Shared Nix store roles (pure): the nix_cache group, addresses, clients, substituter order;
+the NixCacheKey fact's parser; the rendered NFS export lists exactly the clients."""
+
+import pytest
+from pyinfra.api.exceptions import FactProcessError
+
+from facts.nix_cache import NixCacheKey
+from fleetforge.nixcache import cache_roles, client_settings
+from fleetforge.planner import NIXOS_CACHE
+from fleetforge.render import render
+from fleetforge.settings import SettingsError, settings_from_data
+
+DATA = {
+    "cache": {"lan_address": "10.77.0.10"},
+    "web": {"lan_address": "10.77.0.11"},
+    "db": {"lan_address": "10.77.0.12"},
+    "nonix": {"lan_address": "10.77.0.13", "nix": False},
+}
+
+
+def roles(groups, data=DATA):
+    settings = {name: settings_from_data(name, d) for name, d in data.items()}
+    return cache_roles(groups, settings, data)
+
+
+def test_no_group_means_no_shared_cache():
+    assert roles({"all": list(DATA)}) is None
+
+
+def test_clients_are_the_other_hosts_with_nix_or_the_clients_group():
+    r = roles({"nix_cache": ["cache"]})
+    assert r.cache == "cache" and r.clients == {"web": "10.77.0.11", "db": "10.77.0.12"}
+    assert r.substituter() == "http://10.77.0.10:5000?priority=30"
+    assert roles({"nix_cache": ["cache"], "nix_cache_clients": ["db"]}).clients == {"db": "10.77.0.12"}
+
+
+@pytest.mark.parametrize("members", [[], ["cache", "web"]])
+def test_zero_or_two_cache_hosts_is_an_error_naming_the_group(members):
+    with pytest.raises(SettingsError, match=r"group nix_cache: hosts: expected exactly one cache host, got \d"):
+        roles({"nix_cache": members})
+
+
+def test_the_cache_address_is_never_assumed():
+    data = {**DATA, "cache": {}}
+    with pytest.raises(SettingsError, match="host cache: nix_cache_address: expected the address clients reach"):
+        roles({"nix_cache": ["cache"]}, data)
+    explicit = roles({"nix_cache": ["cache"]}, {**DATA, "cache": {"nix_cache_address": "192.168.1.5"}})
+    assert explicit.http_url == "http://192.168.1.5:5000"
+
+
+def test_a_client_without_an_address_is_an_error():
+    with pytest.raises(SettingsError, match="host web: lan_address: expected the client's LAN address"):
+        roles({"nix_cache": ["cache"]}, {**DATA, "web": {}})
+
+
+def test_clients_get_the_cache_first_and_its_key_in_the_main_plan_settings():
+    r = roles({"nix_cache": ["cache"]}, {**DATA, "cache": {"lan_address": "10.77.0.10", "nix_cache_nfs": True}})
+    base = settings_from_data("web", {"nix_substituters": ["https://example.org"]})
+    s = client_settings(base, r, "fleetforge-cache-1:AAAA")
+    assert s.nix_substituters == ["file:///mnt/fleetforge/nixcache?priority=30", "https://example.org"]
+    assert s.nix_trusted_public_keys == ["fleetforge-cache-1:AAAA"]
+    assert NIXOS_CACHE not in s.nix_substituters  # the planner appends the public cache after these
+
+
+def test_the_export_lists_exactly_the_clients_read_only_and_root_squashed():
+    text = render(
+        "nix-cache.exports.j2", cache_dir="/var/cache/fleetforge/nix-cache", clients=["10.77.0.11", "10.77.0.12"]
+    )
+    line = [x for x in text.splitlines() if x and not x.startswith("#")]
+    assert line == [
+        "/var/cache/fleetforge/nix-cache 10.77.0.11(ro,root_squash,no_subtree_check,sec=sys) "
+        "10.77.0.12(ro,root_squash,no_subtree_check,sec=sys)"
+    ]
+    assert "/24" not in text
+
+
+def test_the_key_fact_reads_the_public_key_and_the_secret_mode_only():
+    state = NixCacheKey().process(
+        ["@@public", "fleetforge-cache-1:T2ZJ+abc=", "@@secret", "600", "@@cache", "yes", "@@done"]
+    )
+    assert (state.public_key, state.key_name, state.secret_mode, state.cache_ready) == (
+        "fleetforge-cache-1:T2ZJ+abc=",
+        "fleetforge-cache-1",
+        "600",
+        True,
+    )
+    empty = NixCacheKey().process(["@@public", "@@secret", "@@cache", "@@done"])
+    assert (empty.public_key, empty.secret_mode, empty.cache_ready) == (None, None, False)
+    with pytest.raises(FactProcessError):
+        NixCacheKey().process(["@@public", "not a key", "@@secret", "@@cache", "@@done"])
