@@ -42,15 +42,16 @@ def ensure_bridge() -> None:
     _ip("link", "set", BRIDGE, "up")
 
 
-def tap_name(vm_name: str) -> str:
-    """The VM's tap device: ``fft`` + 10 hex digits of its name (15 characters at most)."""
-    return "fft" + hashlib.sha1(vm_name.encode()).hexdigest()[:10]
+def tap_name(vm_key: str) -> str:
+    """The VM's tap device: ``fft`` + 10 hex digits of ``vm_key`` (testbed root + VM name, so
+    two testbeds on one machine do not take each other's taps; 15 characters at most)."""
+    return "fft" + hashlib.sha1(vm_key.encode()).hexdigest()[:10]
 
 
-def add_tap(vm_name: str) -> str:
+def add_tap(vm_key: str) -> str:
     """Create (or recreate) the VM's tap device on the bridge; returns its name."""
     ensure_bridge()
-    tap = tap_name(vm_name)
+    tap = tap_name(vm_key)
     _ip("link", "del", tap, check=False)
     _ip("tuntap", "add", "dev", tap, "mode", "tap")
     _ip("link", "set", tap, "master", BRIDGE)
@@ -58,9 +59,9 @@ def add_tap(vm_name: str) -> str:
     return tap
 
 
-def del_tap(vm_name: str) -> None:
+def del_tap(vm_key: str) -> None:
     """Remove the VM's tap device (no error if it is gone)."""
-    _ip("link", "del", tap_name(vm_name), check=False)
+    _ip("link", "del", tap_name(vm_key), check=False)
 
 
 def allocate_address(taken: set[str]) -> str:

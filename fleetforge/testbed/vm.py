@@ -349,7 +349,7 @@ class Testbed:
         vm_dir.mkdir(parents=True)
         t0 = time.monotonic()
         create_vm_disks(golden.disk, vm_dir, "root.qcow2", flavour.data_disk_gib)
-        tap = lan.add_tap(name)
+        tap = lan.add_tap(f"{self.layout.root}/{name}")
         info = VMInfo(
             name=name,
             flavour=flavour.name,
@@ -439,7 +439,7 @@ class Testbed:
             except VMError:
                 pass
             kill(vm.pid, vm.vm_dir)
-        lan.del_tap(vm.name)
+        lan.del_tap(f"{self.layout.root}/{vm.name}")
         vm.running, vm.reachable, vm.pid = False, False, None
 
     def down(self, names: Iterable[str] | None = None) -> list[str]:
