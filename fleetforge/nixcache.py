@@ -125,6 +125,54 @@ def cache_roles(
     )
 
 
+def nixos_cache_options(roles: CacheRoles, server: str = "nix-serve") -> dict[str, Any]:
+    """NixOS option values for a NixOS cache host (the module ``nix-cache.nix``).
+
+    ``server``: ``nix-serve`` (``services.nix-serve``: ``bindAddress``, ``port``,
+    ``secretKeyFile``) or ``harmonia`` (``services.harmonia``: ``signKeyPaths``,
+    ``settings.bind``; nixpkgs 24.11+). Bound to the cache address; the port is opened in the
+    NixOS firewall for each client address only (``networking.firewall.extraCommands``: the
+    modules' ``openFirewall`` would open it to everyone). With NFS: ``services.nfs.server``
+    exports the signed cache directory read-only to the clients (``root_squash``), NFS's port
+    2049 opened to them, and a ``fleetforge-nix-cache`` service every 5 minutes signs and copies
+    the store into it (``nix copy --all``).
+    """
+    clients = sorted(roles.clients.values())
+    ports = [roles.port, 2049] if roles.nfs else [roles.port]
+    rules = [f"iptables -A nixos-fw -p tcp -s {c} --dport {port} -j nixos-fw-accept" for port in ports for c in clients]
+    options: dict[str, Any] = {"networking": {"firewall": {"extraCommands": "\n".join(rules) + "\n"}}}
+    if server == "harmonia":
+        serve = {"harmonia": {"enable": True, "signKeyPaths": [SECRET_KEY], "settings": {"bind": _bind(roles)}}}
+    else:
+        serve = {
+            "nix-serve": {"enable": True, "bindAddress": roles.address, "port": roles.port, "secretKeyFile": SECRET_KEY}
+        }
+    options["services"] = serve
+    if roles.nfs:
+        opts = "(ro,root_squash,no_subtree_check,sec=sys)"
+        options["services"]["nfs"] = {
+            "server": {"enable": True, "exports": f"{CACHE_DIR} " + " ".join(f"{c}{opts}" for c in clients) + "\n"}
+        }
+        options["systemd"] = {
+            "services": {
+                "fleetforge-nix-cache": {
+                    "description": "fleetforge: refresh the signed Nix binary cache",
+                    "serviceConfig": {"Type": "oneshot", "UMask": "0022"},
+                    "script": (
+                        "/run/current-system/sw/bin/nix --extra-experimental-features nix-command copy --all "
+                        f"--to 'file://{CACHE_DIR}?secret-key={SECRET_KEY}&compression=zstd'"
+                    ),
+                    "startAt": "*:0/5",
+                }
+            }
+        }
+    return options
+
+
+def _bind(roles: CacheRoles) -> str:
+    return f"[{roles.address}]:{roles.port}" if ":" in roles.address else f"{roles.address}:{roles.port}"
+
+
 def client_settings(settings: HostSettings, roles: CacheRoles, public_key: str) -> HostSettings:
     """``settings`` with the cache first in ``nix_substituters`` and its key trusted."""
     return settings.model_copy(

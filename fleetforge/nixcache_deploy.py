@@ -1,6 +1,10 @@
 """Set up the shared Nix store (``deploys/nix_cache.py``); see ``fleetforge/nixcache.py``.
 
-On the cache host (Debian-like; the binary cache is written by Nix itself and served by the
+On a NixOS cache host only the signing key is made here; the server (``services.nix-serve`` or
+``services.harmonia``) is the ``nix-cache.nix`` module that ``deploys/vps.py`` writes with the
+host's other modules (``fleetforge.nixcache.nixos_cache_options``).
+
+On other cache hosts (Debian-like; the binary cache is written by Nix itself and served by the
 distribution's nginx): a signing key generated on the host if it has none (mode 0600, never
 read back), a systemd service + timer that signs and copies every store path into the
 ``file://`` cache directory, nginx bound to the cache address allowing only the clients, and with
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 from pyinfra import host, inventory, logger
 from pyinfra.api import QuoteString, StringCommand, deploy
+from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import server
 
 from facts.layout import FileContents
@@ -86,6 +91,7 @@ def _files(contents: dict[str, str]) -> list:
 
 def _cache_host(roles: CacheRoles) -> None:
     key = host.get_fact(NixCacheKey, secret=SECRET_KEY, public=PUBLIC_KEY, cache=CACHE_DIR)
+    nixos = (host.get_fact(LinuxDistribution).get("release_meta") or {}).get("ID") == "nixos"
     if key is None or key.key_name != roles.key_name:
         server.shell(
             name=f"nix cache: signing key {roles.key_name} (generated on the host)",
@@ -94,6 +100,9 @@ def _cache_host(roles: CacheRoles) -> None:
         )  # fmt: skip
     else:
         host.noop(f"nix cache: signing key {roles.key_name} exists (mode {key.secret_mode})")
+    if nixos:  # /etc is generated: the server is nix-cache.nix, written by deploys/vps.py
+        host.noop(f"nix cache: NixOS host: {roles.key_name} is served by the nix-cache.nix module (deploys/vps.py)")
+        return
     clients = sorted(roles.clients.values())
     listen = f"[{roles.address}]:{roles.port}" if ":" in roles.address else f"{roles.address}:{roles.port}"
     files = {

@@ -116,12 +116,15 @@ def nixos_options(plan: TuningPlan, facts: HostFacts) -> dict[str, dict[str, Any
     return options
 
 
-def render_modules(plan: TuningPlan, facts: HostFacts) -> dict[str, str]:
+def render_modules(
+    plan: TuningPlan, facts: HostFacts, extra: dict[str, dict[str, Any]] | None = None
+) -> dict[str, str]:
     """``{remote path: content}`` of every module under ``/etc/nixos/fleetforge``.
 
+    ``extra``: more ``{module file: option values}`` (the Nix cache host's ``nix-cache.nix``).
     ``default.nix`` imports the others; ``configuration.nix`` imports ``./fleetforge``.
     """
-    options = nixos_options(plan, facts)
+    options = {**nixos_options(plan, facts), **(extra or {})}
     files = {
         f"{NIXOS_MODULE_DIR}/{name}": render("nixos-module.nix.j2", host=plan.host, name=name, options=opts)
         for name, opts in options.items()

@@ -16,7 +16,7 @@ NIXOS_DIR = "/etc/nixos"
 NIXOS_CONFIGURATION = "/etc/nixos/configuration.nix"
 NIXOS_FLAKE = "/etc/nixos/flake.nix"
 NIXOS_MODULE_DIR = "/etc/nixos/fleetforge"
-NIXOS_MODULES = ("default.nix", "sysctl.nix", "io-scheduler.nix", "zram.nix", "nix-settings.nix")
+NIXOS_MODULES = ("default.nix", "sysctl.nix", "io-scheduler.nix", "zram.nix", "nix-settings.nix", "nix-cache.nix")
 
 MANAGED_FILES: tuple[str, ...] = (
     UDEV_RULES,

@@ -151,6 +151,7 @@ class HostSettings(BaseModel):
     nix_cache_priority: Annotated[int, Field(ge=0)] = 30
     nix_cache_key_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] | None = None
     nix_cache_nfs: bool = False
+    nix_cache_server: Literal["nix-serve", "harmonia"] = "nix-serve"  # NixOS cache hosts
     # which pyinfra connector reaches the host; takes effect through fleetforge.inventory.group
     fleetforge_connector: Literal["ssh", "asyncssh"] = "ssh"
 

@@ -93,6 +93,18 @@ def with_nix_cache(settings: HostSettings) -> HostSettings:
     return client_settings(settings, roles, key.public_key)
 
 
+def nix_cache_module() -> dict:
+    """``{"nix-cache.nix": options}`` when this NixOS host is the fleet's Nix cache, else ``{}``."""
+    from fleetforge.nixcache import nixos_cache_options
+    from fleetforge.nixcache_deploy import inventory_roles
+
+    roles = inventory_roles()
+    if roles is None or host.name != roles.cache:
+        return {}
+    server = inventory_settings()[host.name].nix_cache_server
+    return {"nix-cache.nix": nixos_cache_options(roles, server)}
+
+
 def summary(plan: TuningPlan) -> str:
     """One line per host for the run log: what the plan sets."""
     disks = ", ".join(f"{d.name} {d.scheduler.value}/ra {d.read_ahead_kb.value}" for d in plan.disks)
@@ -170,7 +182,7 @@ def tune_nixos(plan: TuningPlan, facts: HostFacts, settings: HostSettings) -> No
     A flake-based host (``/etc/nixos/flake.nix``) gets the modules and instructions, not an edit
     of its flake: where its modules list lives is the user's choice, not something to guess.
     """
-    files = render_modules(plan, facts)
+    files = render_modules(plan, facts, extra=nix_cache_module())
     configuration = facts.files.get(NIXOS_CONFIGURATION)
     flake = facts.files.get(NIXOS_FLAKE) is not None
     if flake:

@@ -88,3 +88,49 @@ def test_the_key_fact_reads_the_public_key_and_the_secret_mode_only():
     assert (empty.public_key, empty.secret_mode, empty.cache_ready) == (None, None, False)
     with pytest.raises(FactProcessError):
         NixCacheKey().process(["@@public", "not a key", "@@secret", "@@cache", "@@done"])
+
+
+def _nix_eval_module(tmp_path, options):
+    import json
+    import shutil
+    import subprocess
+
+    if shutil.which("nix-instantiate") is None:
+        pytest.fail("nix-instantiate is missing: apt-get install nix-bin (scripts/setup.sh does)")
+    module = tmp_path / "nix-cache.nix"
+    module.write_text(render("nixos-module.nix.j2", host="cache", name="nix-cache.nix", options=options))
+    out = subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", "-E", f"import {module} {{}}"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("server", ["nix-serve", "harmonia"])
+@pytest.mark.parametrize("nfs", [False, True])
+def test_nixos_cache_module_evaluates_to_its_options(tmp_path, server, nfs):
+    """The NixOS cache host's module, checked with the real evaluator (NixOS itself cannot run
+    here): bound to the LAN address, key from the host, firewall opened per client only."""
+    from fleetforge.nixcache import SECRET_KEY, nixos_cache_options
+
+    data = {**DATA, "cache": {"lan_address": "10.77.0.10", "nix_cache_nfs": nfs}}
+    options = nixos_cache_options(roles({"nix_cache": ["cache"]}, data), server)
+    assert _nix_eval_module(tmp_path, options) == options
+    if server == "nix-serve":
+        assert options["services"]["nix-serve"] == {
+            "enable": True,
+            "bindAddress": "10.77.0.10",
+            "port": 5000,
+            "secretKeyFile": SECRET_KEY,
+        }
+    else:
+        assert options["services"]["harmonia"]["settings"]["bind"] == "10.77.0.10:5000"
+        assert options["services"]["harmonia"]["signKeyPaths"] == [SECRET_KEY]
+    rules = options["networking"]["firewall"]["extraCommands"].split("\n")
+    sources = {r.split(" -s ")[1].split()[0] for r in rules if r}
+    assert sources == {"10.77.0.11", "10.77.0.12"}  # the clients, never a subnet
+    assert ("nfs" in options["services"]) == nfs
+    if nfs:
+        assert "10.77.0.11(ro,root_squash" in options["services"]["nfs"]["server"]["exports"]
