@@ -134,3 +134,25 @@ def test_nixos_cache_module_evaluates_to_its_options(tmp_path, server, nfs):
     assert ("nfs" in options["services"]) == nfs
     if nfs:
         assert "10.77.0.11(ro,root_squash" in options["services"]["nfs"]["server"]["exports"]
+
+
+def test_keygen_makes_a_0600_key_once_and_rotates_on_a_new_name(tmp_path):
+    """The cache host's key script, run for real with nix-store (as on the host)."""
+    import subprocess
+
+    from fleetforge.nixcache_deploy import KEYGEN
+
+    secret, public = tmp_path / "k" / "secret-key", tmp_path / "k" / "public-key"
+
+    def keygen(name):
+        subprocess.run(["sh", "-c", KEYGEN, "keygen", name, str(secret), str(public)], check=True, capture_output=True)
+
+    keygen("fleetforge-cache-1")
+    first = public.read_text()
+    assert first.startswith("fleetforge-cache-1:") and oct(secret.stat().st_mode & 0o777) == "0o600"
+    keygen("fleetforge-cache-1")
+    assert public.read_text() == first  # same name: kept
+    keygen("fleetforge-cache-2")
+    assert public.read_text().startswith("fleetforge-cache-2:")
+    assert (tmp_path / "k" / "public-key.old").read_text() == first  # the old pair is kept aside
+    assert oct(secret.stat().st_mode & 0o777) == "0o600"
