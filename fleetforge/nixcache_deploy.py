@@ -18,6 +18,8 @@ operations of different hosts interleaved.
 
 from __future__ import annotations
 
+import weakref
+
 from pyinfra import host, inventory, logger
 from pyinfra.api import QuoteString, StringCommand, deploy
 from pyinfra.facts.server import LinuxDistribution
@@ -54,25 +56,37 @@ expr='derivation { name = "fleetforge-cache-canary"; system = builtins.currentSy
 path=$(nix-build --no-out-link --option build-users-group '' --option sandbox false -E "$expr") && echo "$path" > "$out"
 """
 
-# Generate the key only where there is none of that name; the old pair is kept as *.old.
+# Generate the key only where there is none of that name. Rotation (a new name): the old pair
+# is kept as *.old and the cache directory emptied, so the refresh re-signs every path with the
+# new key (``nix copy`` skips paths whose .narinfo exists, which would keep old signatures).
 KEYGEN = r"""
-name=$1; secret=$2; public=$3
+name=$1; secret=$2; public=$3; cache=$4
 if [ -f "$secret" ] && [ -f "$public" ] && [ "$(cut -d: -f1 "$public")" = "$name" ]; then exit 0; fi
 umask 077; mkdir -p "$(dirname "$secret")"
-[ -f "$secret" ] && mv -f "$secret" "$secret.old" && mv -f "$public" "$public.old"
+if [ -f "$secret" ]; then
+  mv -f "$secret" "$secret.old" && mv -f "$public" "$public.old"
+  [ -n "$cache" ] && [ -d "$cache" ] && find "$cache" -mindepth 1 -delete
+fi
 nix-store --generate-binary-cache-key "$name" "$secret" "$public"
 chmod 600 "$secret"; chmod 644 "$public"
 """
 
 
 def inventory_roles() -> CacheRoles | None:
-    """The roles of the current inventory (validates every host's data first)."""
+    """The roles of the current inventory (validates every host's data first); computed once
+    per inventory, as every host's prepare asks for them."""
     from fleetforge.vps import inventory_settings
 
+    if host.inventory in _ROLES:
+        return _ROLES[host.inventory]
     settings = inventory_settings()
     groups = {name: [h.name for h in hosts] for name, hosts in inventory.groups.items()}
     data = {h.name: h.data.dict() for h in inventory}
-    return cache_roles(groups, settings, data)
+    roles = _ROLES[host.inventory] = cache_roles(groups, settings, data)
+    return roles
+
+
+_ROLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def cache_public_key(roles: CacheRoles) -> NixCacheKeyState | None:
@@ -92,11 +106,12 @@ def _files(contents: dict[str, str]) -> list:
 def _cache_host(roles: CacheRoles) -> None:
     key = host.get_fact(NixCacheKey, secret=SECRET_KEY, public=PUBLIC_KEY, cache=CACHE_DIR)
     nixos = (host.get_fact(LinuxDistribution).get("release_meta") or {}).get("ID") == "nixos"
-    if key is None or key.key_name != roles.key_name:
+    rotated = key is None or key.key_name != roles.key_name
+    if rotated:
         server.shell(
             name=f"nix cache: signing key {roles.key_name} (generated on the host)",
             commands=[StringCommand("sh", "-c", QuoteString(KEYGEN), "fleetforge-keygen", roles.key_name,
-                                    QuoteString(SECRET_KEY), QuoteString(PUBLIC_KEY))],
+                                    QuoteString(SECRET_KEY), QuoteString(PUBLIC_KEY), QuoteString(CACHE_DIR))],
         )  # fmt: skip
     else:
         host.noop(f"nix cache: signing key {roles.key_name} exists (mode {key.secret_mode})")
@@ -125,7 +140,7 @@ def _cache_host(roles: CacheRoles) -> None:
             "systemctl enable --now fleetforge-nix-cache.timer nginx.service",
             "systemctl reload-or-restart nginx.service",
         ],
-        _if=lambda: any(op.did_change() for op in changed) or key is None or not key.cache_ready,
+        _if=lambda: any(op.did_change() for op in changed) or rotated or not key.cache_ready,
     )
     if roles.nfs:
         server.shell(

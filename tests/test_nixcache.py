@@ -95,6 +95,8 @@ def _nix_eval_module(tmp_path, options):
     import shutil
     import subprocess
 
+    import fleetforge.nixos  # noqa: F401 - registers the templates' ``nix`` filter
+
     if shutil.which("nix-instantiate") is None:
         pytest.fail("nix-instantiate is missing: apt-get install nix-bin (scripts/setup.sh does)")
     module = tmp_path / "nix-cache.nix"
@@ -143,16 +145,22 @@ def test_keygen_makes_a_0600_key_once_and_rotates_on_a_new_name(tmp_path):
     from fleetforge.nixcache_deploy import KEYGEN
 
     secret, public = tmp_path / "k" / "secret-key", tmp_path / "k" / "public-key"
+    cache = tmp_path / "cache"
+    (cache / "nar").mkdir(parents=True)
+    (cache / "old.narinfo").write_text("Sig: fleetforge-cache-1:...")
 
     def keygen(name):
-        subprocess.run(["sh", "-c", KEYGEN, "keygen", name, str(secret), str(public)], check=True, capture_output=True)
+        argv = ["sh", "-c", KEYGEN, "keygen", name, str(secret), str(public), str(cache)]
+        subprocess.run(argv, check=True, capture_output=True)
 
     keygen("fleetforge-cache-1")
     first = public.read_text()
     assert first.startswith("fleetforge-cache-1:") and oct(secret.stat().st_mode & 0o777) == "0o600"
     keygen("fleetforge-cache-1")
     assert public.read_text() == first  # same name: kept
+    assert (cache / "old.narinfo").exists()
     keygen("fleetforge-cache-2")
+    assert list(cache.iterdir()) == []  # emptied: the refresh re-signs every path with the new key
     assert public.read_text().startswith("fleetforge-cache-2:")
     assert (tmp_path / "k" / "public-key.old").read_text() == first  # the old pair is kept aside
     assert oct(secret.stat().st_mode & 0o777) == "0o600"
