@@ -61,9 +61,14 @@ class CacheRoles:
     nfs: bool
 
     @property
-    def http_url(self) -> str:
+    def host_port(self) -> str:
+        """``address:port`` (``[address]:port`` for IPv6): nginx's ``listen``, harmonia's ``bind``."""
         host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"http://{host}:{self.port}"
+        return f"{host}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host_port}"
 
     def substituter(self) -> str:
         """The URL clients put first in ``substituters`` (with its priority)."""
@@ -71,15 +76,13 @@ class CacheRoles:
         return f"{base}?priority={self.priority}"
 
 
-def cache_roles(
-    groups: dict[str, list[str]], settings: dict[str, HostSettings], data: dict[str, dict[str, Any]]
-) -> CacheRoles | None:
+def cache_roles(groups: dict[str, list[str]], settings: dict[str, HostSettings]) -> CacheRoles | None:
     """Read the roles from the inventory (pure).
 
     Args:
         groups: ``{group name: [host names]}`` of the inventory.
-        settings: every host's validated ``HostSettings``.
-        data: every host's merged data (for ``lan_address``).
+        settings: every host's validated ``HostSettings`` (addresses are ``lan_address`` and
+            ``nix_cache_address`` there).
 
     Returns:
         ``CacheRoles``, or ``None`` when the inventory has no ``nix_cache`` group.
@@ -142,7 +145,7 @@ def nixos_cache_options(roles: CacheRoles, server: str = "nix-serve") -> dict[st
     rules = [f"iptables -A nixos-fw -p tcp -s {c} --dport {port} -j nixos-fw-accept" for port in ports for c in clients]
     options: dict[str, Any] = {"networking": {"firewall": {"extraCommands": "\n".join(rules) + "\n"}}}
     if server == "harmonia":
-        serve = {"harmonia": {"enable": True, "signKeyPaths": [SECRET_KEY], "settings": {"bind": _bind(roles)}}}
+        serve = {"harmonia": {"enable": True, "signKeyPaths": [SECRET_KEY], "settings": {"bind": roles.host_port}}}
     else:
         serve = {
             "nix-serve": {"enable": True, "bindAddress": roles.address, "port": roles.port, "secretKeyFile": SECRET_KEY}
@@ -169,8 +172,12 @@ def nixos_cache_options(roles: CacheRoles, server: str = "nix-serve") -> dict[st
     return options
 
 
-def _bind(roles: CacheRoles) -> str:
-    return f"[{roles.address}]:{roles.port}" if ":" in roles.address else f"{roles.address}:{roles.port}"
+def nixos_client_options(roles: CacheRoles) -> dict[str, Any]:
+    """NixOS option values for a client of an NFS cache: the export mounted read-only at
+    ``NFS_MOUNT`` (``fileSystems``; on NixOS ``/etc`` is generated, so no mount unit file)."""
+    options = ["ro", "nosuid", "nodev", "noexec", "soft", "timeo=50", "vers=4.2", "_netdev"]
+    mount = {"device": f"{roles.address}:{CACHE_DIR}", "fsType": "nfs", "options": options}
+    return {"fileSystems": {NFS_MOUNT: mount}}
 
 
 def client_settings(settings: HostSettings, roles: CacheRoles, public_key: str) -> HostSettings:

@@ -11,9 +11,9 @@ read back), a systemd service + timer that signs and copies every store path int
 ``nix_cache_nfs`` a read-only NFS export to exactly the clients' addresses (``root_squash``).
 Clients are set up by the main job (``deploys/vps.py``), after this deploy: their
 ``substituters`` and ``trusted-public-keys`` from the cache's public key, and with NFS a systemd
-mount unit for the export (``nfs_client``). A second deploy rather than one: the cache must
-have its key and export before clients can trust and mount it, and pyinfra runs one deploy's
-operations of different hosts interleaved.
+mount unit for the export (``nfs_client``; on NixOS a ``fileSystems`` entry). A second deploy
+rather than one: the cache must have its key and export before clients can trust and mount
+it, and pyinfra runs one deploy's operations of different hosts interleaved.
 """
 
 from __future__ import annotations
@@ -79,20 +79,22 @@ def inventory_roles() -> CacheRoles | None:
 
     if host.inventory in _ROLES:
         return _ROLES[host.inventory]
-    settings = inventory_settings()
     groups = {name: [h.name for h in hosts] for name, hosts in inventory.groups.items()}
-    data = {h.name: h.data.dict() for h in inventory}
-    roles = _ROLES[host.inventory] = cache_roles(groups, settings, data)
+    roles = _ROLES[host.inventory] = cache_roles(groups, inventory_settings())
     return roles
 
 
 _ROLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def cache_public_key(roles: CacheRoles) -> NixCacheKeyState | None:
-    """The cache host's key state, read from that host (one round trip, public key only)."""
-    cache_host = inventory.get_host(roles.cache)
-    return cache_host.get_fact(NixCacheKey, secret=SECRET_KEY, public=PUBLIC_KEY, cache=CACHE_DIR)
+    """The cache host's key state, read from that host once per inventory (one round trip,
+    public key only), however many clients ask while preparing."""
+    if host.inventory not in _KEYS:
+        cache_host = inventory.get_host(roles.cache)
+        _KEYS[host.inventory] = cache_host.get_fact(NixCacheKey, secret=SECRET_KEY, public=PUBLIC_KEY, cache=CACHE_DIR)
+    return _KEYS[host.inventory]
 
 
 def _files(contents: dict[str, str]) -> list:
@@ -119,11 +121,10 @@ def _cache_host(roles: CacheRoles) -> None:
         host.noop(f"nix cache: NixOS host: {roles.key_name} is served by the nix-cache.nix module (deploys/vps.py)")
         return
     clients = sorted(roles.clients.values())
-    listen = f"[{roles.address}]:{roles.port}" if ":" in roles.address else f"{roles.address}:{roles.port}"
     files = {
         REFRESH_SERVICE: render("nix-cache-refresh.service.j2", cache_dir=CACHE_DIR, secret_key=SECRET_KEY),
         REFRESH_TIMER: render("nix-cache-refresh.timer.j2", interval=REFRESH_INTERVAL),
-        NGINX_SITE: render("nix-cache-nginx.conf.j2", listen=listen, cache_dir=CACHE_DIR, clients=clients),
+        NGINX_SITE: render("nix-cache-nginx.conf.j2", listen=roles.host_port, cache_dir=CACHE_DIR, clients=clients),
     }
     if roles.nfs:
         files[EXPORTS] = render("nix-cache.exports.j2", cache_dir=CACHE_DIR, clients=clients)
@@ -151,7 +152,8 @@ def _cache_host(roles: CacheRoles) -> None:
 
 
 def nfs_client(roles: CacheRoles) -> None:
-    """On a client: mount the cache's export read-only at ``NFS_MOUNT`` (systemd mount unit)."""
+    """On a non-NixOS client: mount the export read-only at ``NFS_MOUNT`` (systemd mount unit;
+    NixOS clients get ``fileSystems`` in ``nix-cache.nix`` instead)."""
     what = f"{roles.address}:{CACHE_DIR}"
     (unit,) = _files({MOUNT_UNIT: render("nix-cache-nfs.mount.j2", cache=roles.cache, what=what, where=NFS_MOUNT)})
     server.shell(

@@ -94,7 +94,7 @@ def prepare(hosts, connect: Callable[[str, dict], object]) -> CacheVerification:
     for h in hosts:
         for g in h.groups:
             groups.setdefault(g, []).append(h.name)
-    roles = cache_roles(groups, {h.name: h.settings for h in hosts}, {h.name: h.data for h in hosts})
+    roles = cache_roles(groups, {h.name: h.settings for h in hosts})
     if roles is None:
         return CacheVerification()
     cache = next(h for h in hosts if h.name == roles.cache)

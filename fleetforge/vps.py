@@ -73,16 +73,13 @@ _VALIDATED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def with_nix_cache(settings: HostSettings) -> HostSettings:
     """For a client of the fleet's Nix cache: the cache first in ``substituters`` and its public
-    key (read from the cache host) in ``trusted-public-keys``, and with ``nix_cache_nfs`` the
-    export mounted; other hosts: unchanged."""
+    key (read from the cache host) in ``trusted-public-keys``; other hosts: unchanged."""
     from fleetforge.nixcache import client_settings
-    from fleetforge.nixcache_deploy import cache_public_key, inventory_roles, nfs_client
+    from fleetforge.nixcache_deploy import cache_public_key, inventory_roles
 
     roles = inventory_roles()
     if roles is None or host.name not in roles.clients:
         return settings
-    if roles.nfs:
-        nfs_client(roles)
     key = cache_public_key(roles)
     if key is None or not key.public_key:
         host.log(
@@ -94,15 +91,28 @@ def with_nix_cache(settings: HostSettings) -> HostSettings:
 
 
 def nix_cache_module() -> dict:
-    """``{"nix-cache.nix": options}`` when this NixOS host is the fleet's Nix cache, else ``{}``."""
-    from fleetforge.nixcache import nixos_cache_options
+    """``{"nix-cache.nix": options}`` when this NixOS host is the fleet's Nix cache (the server)
+    or a client of its NFS export (the mount), else ``{}``."""
+    from fleetforge.nixcache import nixos_cache_options, nixos_client_options
     from fleetforge.nixcache_deploy import inventory_roles
 
     roles = inventory_roles()
-    if roles is None or host.name != roles.cache:
+    if roles is None:
         return {}
-    server = inventory_settings()[host.name].nix_cache_server
-    return {"nix-cache.nix": nixos_cache_options(roles, server)}
+    if host.name == roles.cache:
+        return {"nix-cache.nix": nixos_cache_options(roles, inventory_settings()[host.name].nix_cache_server)}
+    if roles.nfs and host.name in roles.clients:
+        return {"nix-cache.nix": nixos_client_options(roles)}
+    return {}
+
+
+def mount_nix_cache() -> None:
+    """On a (non-NixOS) client of an NFS cache: the export's systemd mount unit."""
+    from fleetforge.nixcache_deploy import inventory_roles, nfs_client
+
+    roles = inventory_roles()
+    if roles is not None and roles.nfs and host.name in roles.clients:
+        nfs_client(roles)
 
 
 def summary(plan: TuningPlan) -> str:
@@ -138,6 +148,7 @@ def tune_host() -> None:
     if facts.os.is_nixos:
         tune_nixos(plan, facts, settings)
         return
+    mount_nix_cache()
     files = desired_files(plan, facts)
 
     rules = managed_file(

@@ -20,7 +20,7 @@ DATA = {
 
 def roles(groups, data=DATA):
     settings = {name: settings_from_data(name, d) for name, d in data.items()}
-    return cache_roles(groups, settings, data)
+    return cache_roles(groups, settings)
 
 
 def test_no_group_means_no_shared_cache():
@@ -164,3 +164,15 @@ def test_keygen_makes_a_0600_key_once_and_rotates_on_a_new_name(tmp_path):
     assert public.read_text().startswith("fleetforge-cache-2:")
     assert (tmp_path / "k" / "public-key.old").read_text() == first  # the old pair is kept aside
     assert oct(secret.stat().st_mode & 0o777) == "0o600"
+
+
+def test_nixos_nfs_client_module_evaluates_to_a_read_only_mount_of_the_export(tmp_path):
+    """NixOS clients of an NFS cache get ``fileSystems`` (no unit file in the generated /etc),
+    checked with the real evaluator."""
+    from fleetforge.nixcache import CACHE_DIR, NFS_MOUNT, nixos_client_options
+
+    data = {**DATA, "cache": {"lan_address": "10.77.0.10", "nix_cache_nfs": True}}
+    options = nixos_client_options(roles({"nix_cache": ["cache"]}, data))
+    assert _nix_eval_module(tmp_path, options) == options
+    mount = options["fileSystems"][NFS_MOUNT]
+    assert mount["device"] == f"10.77.0.10:{CACHE_DIR}" and mount["fsType"] == "nfs" and "ro" in mount["options"]

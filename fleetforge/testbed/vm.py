@@ -317,9 +317,8 @@ class Testbed:
             addresses: dict[str, str] = {}
             for name, _ in start:
                 old = state.vms.get(name)
-                wanted_address = old.lan_address if old is not None else None
-                addresses[name] = wanted_address if wanted_address and wanted_address not in taken else None
-                addresses[name] = addresses[name] or lan.allocate_address(taken)
+                kept = old.lan_address if old is not None else None
+                addresses[name] = kept if kept and kept not in taken else lan.allocate_address(taken)
                 taken.add(addresses[name])
             errors: list[str] = []
             if start:
