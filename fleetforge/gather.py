@@ -20,10 +20,9 @@ from pyinfra.context import ctx_state
 from pyinfra_cli.inventory import make_inventory
 
 from facts.probe import HostProbe
-from fleetforge.inventory import connector_problems
 from fleetforge.models import HostFacts
 from fleetforge.planner import sysctl_keys
-from fleetforge.settings import HostSettings, SettingsError, validate_hosts
+from fleetforge.settings import HostSettings, inventory_settings
 
 PROBE_TIMEOUT_S = 120  # a host that stops answering mid-probe fails instead of hanging the run
 
@@ -47,20 +46,17 @@ def load_inventory(
     ``parallel``: at most this many hosts connect and run at once (pyinfra's ``--parallel``;
     default: pyinfra's, all hosts up to the open-files limit).
     Returns the initialised pyinfra ``State`` and the hosts in inventory order.
-    Raises ``SettingsError`` (every bad key of every host, or a ``fleetforge_connector`` that
-    did not take effect) before anything connects.
+    Raises ``SettingsError`` (every bad key of every host of the inventory, limited or not, or a
+    ``fleetforge_connector`` that did not take effect) before anything connects.
     """
     state = State(check_for_changes=False)
     ctx_state.set(state)
     inventory = make_inventory(path, cwd=os.path.dirname(os.path.abspath(path)) or ".")
+    settings = inventory_settings(inventory)  # every host, as the pyinfra CLI path does
     hosts = list(inventory)
     if limit:
         wanted = set(limit)
         hosts = [h for h in hosts if h.name in wanted or wanted & {g for g in h.groups}]
-    problems = connector_problems(hosts)
-    if problems:
-        raise SettingsError(problems)
-    settings = validate_hosts({h.name: h.data.dict() for h in hosts})
     config = Config(FAIL_PERCENT=100, CONNECT_TIMEOUT=10, PARALLEL=parallel)
     state.init(inventory, config, initial_limit=hosts)
     return state, [

@@ -39,13 +39,13 @@ Sizes are MiB (``size_mib``), disk sizes bytes (``size_bytes``).
 
 from __future__ import annotations
 
-import posixpath
 import re
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from fleetforge.models import Disk, HostFacts, Model
+from fleetforge.textcheck import AbsPath, check_abs_path, check_text, has_control, matching
 
 DISKO_DISK_NAME = "main"
 BIOS_BOOT_SIZE_MIB = 1
@@ -69,9 +69,9 @@ SEED = "seed 002"
 
 Compression = Literal["zstd", "lzo", "zlib", "none"]
 BootMode = Literal["bios", "efi", "hybrid"]
-_NAME_RE = re.compile(r"^(@|@?[A-Za-z0-9][A-Za-z0-9._-]*)$")
-_PATH_RE = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
-_MOUNT_OPTION_RE = re.compile(r"^[a-z_]+(=[A-Za-z0-9:._-]+)?$")
+# Whole-value patterns (fleetforge.textcheck: fullmatch, no control characters).
+_NAME_RE = re.compile(r"@|@?[A-Za-z0-9][A-Za-z0-9._-]*")
+_MOUNT_OPTION_RE = re.compile(r"[a-z_]+(=[A-Za-z0-9:._-]+)?")
 # Mount options the layout sets itself, or that must never be filesystem-wide.
 _RESERVED_OPTIONS = ("subvol", "subvolid", "compress", "compress-force", "noatime", "space_cache")
 _REFUSED_OPTIONS = {
@@ -86,7 +86,7 @@ _REFUSED_OPTIONS = {
 
 def _size_mib(value: Any) -> int:
     """``512`` (MiB), ``"512M"``, ``"2G"``, ``"1.5GiB"`` -> MiB (same forms as fleetforge.settings)."""
-    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?)?\s*$", str(value), re.IGNORECASE)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?)?\s*", str(value), re.IGNORECASE)
     if isinstance(value, bool) or not match:
         raise ValueError(f'expected a size like "2G", "512M" or a number of MiB, got {value!r}')
     factor = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1048576}[(match.group(2) or "").upper()[:1]]
@@ -96,14 +96,23 @@ def _size_mib(value: Any) -> int:
     return mib
 
 
-def _abs_path(value: Any) -> str:
-    if not isinstance(value, str) or not _PATH_RE.match(value) or posixpath.normpath(value) != value or "//" in value:
-        raise ValueError(f"expected an absolute, normalised path like /var/log, got {value!r}")
-    return value
+def _disk_ref(value: Any) -> str:
+    """``vda``, ``/dev/vda`` or ``/dev/disk/by-id/...``: a kernel name or a normalised /dev path."""
+    expected = "a disk like vda, /dev/vda or /dev/disk/by-id/..."
+    if isinstance(value, str) and value.startswith("/"):
+        try:
+            path = check_abs_path(value)
+        except ValueError:
+            path = ""
+        if path.startswith("/dev/"):
+            return path
+        raise ValueError(f"expected {expected}, got {value!r}")
+    return check_text(value, _KERNEL_NAME, expected)
 
 
+_KERNEL_NAME = re.compile(r"[a-z][a-z0-9]*(?:-[0-9]+)?")
 SizeMiB = Annotated[int, BeforeValidator(_size_mib)]
-AbsPath = Annotated[str, BeforeValidator(_abs_path)]
+DiskRef = Annotated[str, BeforeValidator(_disk_ref)]
 
 
 def _known_keys(model: type[BaseModel], data: Any) -> Any:
@@ -211,13 +220,13 @@ class LayoutSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    disk: Annotated[str, Field(pattern=r"^(/dev/[A-Za-z0-9._:/+-]+|[a-z][a-z0-9]*)$")] | None = None
+    disk: DiskRef | None = None
     boot: Literal["auto", "bios", "efi", "hybrid"] = "auto"
     swap_size: SizeMiB | None = None  # before subvolumes: their check needs it
     subvolumes: dict[str, SubvolumeSettings | None] = {}
     compress_level: Annotated[int, Field(ge=1, le=15)] = 2
     extra_mount_options: list[str] = []
-    confirm_wipe_serial: Annotated[str, Field(min_length=1)] | None = None
+    confirm_wipe_serial: matching(r"\S(?:.*\S)?", "the disk's serial as lsblk shows it") | None = None
     mount_root: AbsPath = "/mnt/fleetforge"
     disko_file: AbsPath = "/etc/fleetforge/disko.nix"
     hardware_file: AbsPath = "/etc/fleetforge/disko-hardware.json"
@@ -232,7 +241,7 @@ class LayoutSettings(BaseModel):
     def _options(cls, options: list[str]) -> list[str]:
         for option in options:
             key = option.split("=", 1)[0]
-            if not _MOUNT_OPTION_RE.match(option):
+            if not isinstance(option, str) or has_control(option) or not _MOUNT_OPTION_RE.fullmatch(option):
                 raise ValueError(f"expected mount options like autodefrag or commit=120, got {option!r}")
             if key in _REFUSED_OPTIONS:
                 raise ValueError(f"expected no {key}: {_REFUSED_OPTIONS[key]}")
@@ -244,7 +253,7 @@ class LayoutSettings(BaseModel):
     @classmethod
     def _subvolumes(cls, subvolumes: dict[str, SubvolumeSettings | None], info: ValidationInfo):
         for name in subvolumes:
-            if not _NAME_RE.match(name):
+            if has_control(name) or not _NAME_RE.fullmatch(name):
                 raise ValueError(f"expected subvolume names like @nix (no '/'), got {name!r}")
             if name == SWAP_SUBVOLUME:
                 raise ValueError(f"expected no {SWAP_SUBVOLUME}: it is made by swap_size")

@@ -1,7 +1,7 @@
 """Lay a ``DiskLayout`` out on a blank disk of a running Linux host, and read it back.
 
-``deploys/disk_layout.py`` calls ``lay_out_disk``: while pyinfra prepares, it validates every
-host's data, probes (``HostProbe``), plans the layout of the disk named in
+``deploys/disk_layout.py`` calls ``lay_out_disk``: while pyinfra prepares, it looks up the
+host's validated settings (once per inventory), probes (``HostProbe``), plans the layout of the disk named in
 ``disk_layout.disk`` (never picked by itself), reads that disk's state (``DiskStateFact``) and
 decides:
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import posixpath
 
-from pyinfra import host, inventory, logger
+from pyinfra import host, logger
 from pyinfra.api import QuoteString, StringCommand, deploy, operation
 
 from facts.layout import DiskState, DiskStateFact
@@ -31,7 +31,7 @@ from facts.probe import HostProbe
 from fleetforge.layout import SWAP_MOUNTPOINT, SWAPFILE, TYPE_GUIDS, DiskLayout, layout_for
 from fleetforge.models import HostFacts, Model
 from fleetforge.planner import PlanError
-from fleetforge.settings import validate_hosts
+from fleetforge.settings import inventory_settings
 
 TOP_MOUNT = "/run/fleetforge-btrfs-top"  # subvolid=5 while subvolumes are made
 
@@ -347,7 +347,7 @@ def lay_out_disk() -> None:
     Raises ``SettingsError`` (any host's data invalid) or ``PlanError`` (no disk named, disk
     unknown, in use or not blank without confirmation) while pyinfra prepares: nothing runs.
     """
-    settings = validate_hosts({h.name: h.data.dict() for h in inventory})[host.name].disk_layout
+    settings = inventory_settings(host.inventory)[host.name].disk_layout
     if settings is None or settings.disk is None:
         raise PlanError(
             host.name,

@@ -11,13 +11,16 @@ by your own deploys can be declared in ``extra_data_keys`` so they are not repor
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import weakref
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from fleetforge.errors import FleetforgeError
 from fleetforge.layout import LayoutSettings
+from fleetforge.textcheck import AbsPath, check_text, matching
 
 # Prefixes of data keys read by pyinfra's connectors; never fleetforge's.
 CONNECTOR_PREFIXES = (
@@ -37,7 +40,7 @@ CONNECTOR_PREFIXES = (
 )
 
 ZRAM_ALGORITHMS = ("lzo", "lzo-rle", "lz4", "lz4hc", "zstd", "842", "deflate")
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*", re.IGNORECASE)
 _UNIT_MIB = {"": 1.0, "B": 1 / 1048576, "K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1048576.0}
 
 
@@ -51,7 +54,7 @@ def parse_size_mib(value: Any) -> int:
     if isinstance(value, int):
         mib = value
     else:
-        match = _SIZE_RE.match(str(value)) if isinstance(value, str) else None
+        match = _SIZE_RE.fullmatch(value) if isinstance(value, str) else None
         if not match:
             raise ValueError(f'expected a size like "2G", "512M" or a number of MiB, got {value!r}')
         unit = (match.group(2) or "").upper()[:1]
@@ -61,10 +64,62 @@ def parse_size_mib(value: Any) -> int:
     return mib
 
 
+def _nix_value(value: Any) -> str | int | bool | list[str]:
+    """A nix.conf value: a one-line string, a number, a boolean or a list of words.
+
+    nix.conf(5) "File format": one ``name = value`` per line, list items separated by
+    whitespace; so a string may not hold a newline (it would add a setting such as
+    ``trusted-users = *`` or an ``!include``) and a list item may not hold whitespace.
+    """
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return check_text(value, None, "a nix.conf value on one line")
+    if isinstance(value, list):
+        return [check_text(item, _WORD, "list items without whitespace") for item in value]
+    raise ValueError(f"expected a string, number, boolean or list of strings, got {value!r}")
+
+
+def _sysctl_value(value: Any) -> str | int:
+    """A sysctl value: a number or one line of printable text (sysctl.conf(5): ``key = value``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return check_text(value, _PRINTABLE, "a sysctl value on one line (a number or printable text)")
+
+
+def _ip_address(value: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(check_text(value, None, "an IPv4 or IPv6 address")))
+    except ValueError:
+        raise ValueError(f"expected an IPv4 or IPv6 address, got {value!r}") from None
+
+
+def _address(value: Any) -> str:
+    """An IP address or a DNS name (RFC 1123 labels): never a leading ``-`` or a space."""
+    try:
+        return _ip_address(value)
+    except ValueError:
+        return check_text(value, _HOSTNAME, "an IP address or a host name like cache.example.org")
+
+
+_WORD = re.compile(r"\S+")
+_PRINTABLE = re.compile(r"[ -~]+")
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
+
 SizeMiB = Annotated[int, BeforeValidator(parse_size_mib)]
 Scheduler = Literal["none", "mq-deadline", "bfq", "kyber"]
 ReadAheadKB = Annotated[int, Field(ge=0, le=65536)]
-NixValue = str | int | bool | list[str]
+NixValue = Annotated[str | int | bool | list[str], BeforeValidator(_nix_value)]
+IPAddress = Annotated[str, BeforeValidator(_ip_address)]
+Address = Annotated[str, BeforeValidator(_address)]
+# Kernel names of disks as /sys/block lists them: vda, sda, nvme0n1, mmcblk0, dm-0, md127.
+DiskName = matching(r"[a-z][a-z0-9]*(?:-[0-9]+)?", "a kernel disk name like vda, sda or nvme0n1")
+SysctlKey = matching(r"[a-z0-9_][a-z0-9_.\-/]*", "a sysctl key like vm.swappiness")
+SysctlValue = Annotated[str | int, BeforeValidator(_sysctl_value)]
+NixSettingName = matching(r"[a-z0-9][a-z0-9-]*", "a nix.conf setting name like max-jobs")
+Substituter = matching(r"(https?|file|s3|ssh|ssh-ng)://\S+", "a substituter URL like https://cache.example.org")
+PublicKey = matching(r"[^\s:]+:[A-Za-z0-9+/=]+", "a public key like cache.example.org-1:base64")
+KeyName = matching(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a key name like fleetforge-cache-1")
 
 
 class DiskSettings(BaseModel):
@@ -86,7 +141,7 @@ class HealthCheck(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     command: Annotated[str, Field(min_length=1)] | None = None
-    http: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    http: matching(r"https?://\S+", "an http(s) URL like http://203.0.113.10/health") | None = None
     ssh_reconnect: bool | None = None
     retries: Annotated[int, Field(ge=0, le=100)] = 3
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10
@@ -118,18 +173,18 @@ class HostSettings(BaseModel):
 
     io_scheduler: Scheduler | None = None
     read_ahead_kb: ReadAheadKB | None = None
-    disks: dict[str, DiskSettings] = {}
+    disks: dict[DiskName, DiskSettings] = {}
     sysctl_profiles: list[Literal["vm-memory", "network"]] = ["vm-memory", "network"]
-    sysctl: dict[Annotated[str, Field(pattern=r"^[a-z0-9_.\-/]+$")], str | int] = {}
+    sysctl: dict[SysctlKey, SysctlValue] = {}
     swappiness: Annotated[int, Field(ge=0, le=200)] | None = None
     zram: bool = True
     zram_size: SizeMiB | None = None
     zram_algorithm: Literal[ZRAM_ALGORITHMS] | None = None  # type: ignore[valid-type]
     zram_priority: Annotated[int, Field(ge=-1, le=32767)] | None = None
     nix: bool = True
-    nix_settings: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")], NixValue] = {}
-    nix_substituters: list[Annotated[str, Field(pattern=r"^(https?|file|s3|ssh)://\S+$")]] = []
-    nix_trusted_public_keys: list[Annotated[str, Field(pattern=r"^\S+:\S+$")]] = []
+    nix_settings: dict[NixSettingName, NixValue] = {}
+    nix_substituters: list[Substituter] = []
+    nix_trusted_public_keys: list[PublicKey] = []
     extra_data_keys: list[str] = []
     # the disko layout of a disk (``fleetforge disko``, deploys/disko.py, deploys/disk_layout.py)
     disk_layout: LayoutSettings | None = None
@@ -140,16 +195,16 @@ class HostSettings(BaseModel):
     health_checks: list[HealthCheck] = []
     # offline ISO bundle (deploys/iso_bundle.py): where it goes on the host (seed 000's
     # /var/lib/hypervisor/isos), the local bundle directory, and whether to delete other files
-    iso_dir: Annotated[str, Field(pattern=r"^/")] = "/var/lib/hypervisor/isos"
+    iso_dir: AbsPath = "/var/lib/hypervisor/isos"
     iso_bundle: str = "bundle"
     iso_prune: bool = False
     # the host's private (LAN) address, used where other hosts must reach it (nix cache, NFS)
-    lan_address: Annotated[str, Field(pattern=r"^[0-9a-fA-F.:]+$")] | None = None
+    lan_address: IPAddress | None = None
     # shared Nix store (fleetforge/nixcache.py): on the nix_cache host
-    nix_cache_address: Annotated[str, Field(pattern=r"^[0-9a-zA-Z.:-]+$")] | None = None
+    nix_cache_address: Address | None = None
     nix_cache_port: Annotated[int, Field(ge=1, le=65535)] = 5000
     nix_cache_priority: Annotated[int, Field(ge=0)] = 30
-    nix_cache_key_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] | None = None
+    nix_cache_key_name: KeyName | None = None
     nix_cache_nfs: bool = False
     nix_cache_server: Literal["nix-serve", "harmonia"] = "nix-serve"  # NixOS cache hosts
     # which pyinfra connector reaches the host; takes effect through fleetforge.inventory.group
@@ -209,3 +264,56 @@ def validate_hosts(hosts: dict[str, dict[str, Any]]) -> dict[str, HostSettings]:
     if problems:
         raise SettingsError(problems)
     return settings
+
+
+def inventory_settings(inventory: Any) -> dict[str, HostSettings]:
+    """Validate every host of a pyinfra ``Inventory`` once: ``{host name: HostSettings}``.
+
+    The result, or the ``SettingsError``, is kept for the inventory object, so every host's
+    prepare (``deploys/*.py``), the pre-connect check (``fleetforge.inventory``) and the CLI ask
+    for it at the cost of a dict lookup: one validation per run, linear in hosts. Checked: the
+    fleetforge keys of each host's merged data, the ``ssh_*`` keys that reach OpenSSH
+    (``fleetforge.sshopts``) and a ``fleetforge_connector`` that did not take effect.
+
+    Raises ``SettingsError`` listing every problem of every host (the same object each time).
+    """
+    cached = _VALIDATED.get(inventory)
+    if cached is None:
+        try:
+            cached = _validate_inventory(list(inventory))
+        except SettingsError as exc:
+            cached = exc
+        _VALIDATED[inventory] = cached
+    if isinstance(cached, SettingsError):
+        raise SettingsError(cached.problems) from None
+    return cached
+
+
+_VALIDATED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _validate_inventory(hosts: list[Any]) -> dict[str, HostSettings]:
+    from fleetforge.inventory import connector_problems
+
+    datas = {host.name: host.data.dict() for host in hosts}
+    problems = connector_problems(hosts)
+    for name, data in datas.items():
+        problems.extend(_ssh_problems(name, data))
+    try:
+        settings = validate_hosts(datas)
+    except SettingsError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def _ssh_problems(name: str, data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The connection keys that would reach an OpenSSH command line (see fleetforge.sshopts)."""
+    return _SSH_CHECK(name, data) if _SSH_CHECK is not None else []
+
+
+try:
+    from fleetforge.sshopts import ssh_data_problems as _SSH_CHECK
+except ImportError:  # pragma: no cover - the module lands with the SSH settings work
+    _SSH_CHECK = None

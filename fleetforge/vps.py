@@ -1,22 +1,20 @@
 """The main job: detect, plan, push (``deploys/vps.py`` calls it). Linux VPS get files in
 ``/etc`` and live follow-ups; NixOS hosts get modules and ``nixos-rebuild`` (``tune_nixos``).
 
-Per host, while pyinfra prepares: validate every host's data (so a typo on any host stops the
-run before one is touched), run ``HostProbe`` once, plan, render, and queue the operations.
+Per host, while pyinfra prepares: look up the host's validated settings (the whole inventory is
+validated once, before pyinfra connects, so a typo on any host stops the run before one is
+contacted), run ``HostProbe`` once, plan, render, and queue the operations.
 Follow-ups (udev trigger, ``sysctl -p``, zram restart, nix-daemon restart) run only when their
 file changed or the live state drifted from the plan, so a second run changes nothing.
 """
 
 from __future__ import annotations
 
-import weakref
-
-from pyinfra import host, inventory, logger
+from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from facts.probe import HostProbe
-from fleetforge.inventory import connector_problems
 from fleetforge.models import HostFacts, TuningPlan
 from fleetforge.nixos import ensure_import, render_modules
 from fleetforge.nixos_activate import nixos_activate
@@ -42,7 +40,8 @@ from fleetforge.paths import (
 )
 from fleetforge.planner import PlanError, plan_host, sysctl_keys
 from fleetforge.render import desired_files
-from fleetforge.settings import HostSettings, SettingsError, validate_hosts
+from fleetforge.settings import HostSettings
+from fleetforge.settings import inventory_settings as validated_inventory
 from fleetforge.verify import checks_for
 
 # Package that provides zram-generator, by the package manager the probe found.
@@ -54,21 +53,10 @@ ZRAM_GENERATOR_PACKAGE = {
 
 
 def inventory_settings() -> dict[str, HostSettings]:
-    """Validate the data of every inventory host; raises ``SettingsError`` listing all problems.
-
-    Validated once per inventory (every host's prepare asks for it).
-    """
-    cached = _VALIDATED.get(host.inventory)
-    if cached is None:
-        hosts = list(inventory)
-        problems = connector_problems(hosts)
-        if problems:
-            raise SettingsError(problems)
-        cached = _VALIDATED[host.inventory] = validate_hosts({h.name: h.data.dict() for h in hosts})
-    return cached
-
-
-_VALIDATED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    """Every inventory host's validated settings (``fleetforge.settings.inventory_settings``:
+    validated once per inventory, before pyinfra connects when the inventory uses
+    ``fleetforge.inventory.group``). Raises ``SettingsError`` listing every problem."""
+    return validated_inventory(host.inventory)
 
 
 def with_nix_cache(settings: HostSettings) -> HostSettings:

@@ -152,7 +152,17 @@ def test_host_data_merges_over_defaults_and_adds_swap():
         ({"extra_mount_options": ["nodatacow"]}, "disk_layout.extra_mount_options", "whole filesystem"),
         ({"extra_mount_options": ["compress=lzo"]}, "disk_layout.extra_mount_options", "the layout sets it"),
         ({"boot": "uefi"}, "disk_layout.boot", "'hybrid'"),
-        ({"disk": "/etc/passwd; rm"}, "disk_layout.disk", "pattern"),
+        ({"disk": "/etc/passwd; rm"}, "disk_layout.disk", "expected a disk like vda"),
+        # A trailing newline passed `re.match(r"^...$")` checks: every pattern is a fullmatch now.
+        ({"disk": "vdb\n"}, "disk_layout.disk", "got 'vdb\\n'"),
+        ({"disk": "/dev/vdb\n"}, "disk_layout.disk", "expected a disk like vda"),
+        ({"mount_root": "/mnt/ff\n"}, "disk_layout.mount_root", "normalised path"),
+        ({"disko_file": "/etc/disko.nix\n"}, "disk_layout.disko_file", "normalised path"),
+        ({"hardware_file": "/etc/x.json\r"}, "disk_layout.hardware_file", "normalised path"),
+        ({"confirm_wipe_serial": "ff-data\n"}, "disk_layout.confirm_wipe_serial", "serial"),
+        ({"extra_mount_options": ["autodefrag\n"]}, "disk_layout.extra_mount_options", "mount options like"),
+        ({"subvolumes": {"@x\n": {"mountpoint": "/x"}}}, "disk_layout.subvolumes", "subvolume names"),
+        ({"subvolumes": {"@x": {"mountpoint": "/x\n"}}}, "disk_layout.subvolumes.@x.mountpoint", "normalised"),
         ({"dsk": "vdb"}, "disk_layout", "unknown ['dsk']"),
     ],
 )
