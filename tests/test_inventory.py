@@ -46,3 +46,33 @@ def test_the_key_set_without_group_is_reported_not_ignored():
     problems = connector_problems(list(inventory))
     assert [(h, k) for h, k, _ in problems] == [("plain", "fleetforge_connector")]
     assert "fleetforge.inventory.group" in problems[0][2]
+
+
+def test_linear_group_building_keeps_pyinfras_groups():
+    """fleetforge swaps pyinfra's list scans for set lookups while groups are built; the groups
+    must come out as pyinfra builds them: plain lists, inventory order, each host once."""
+    import fleetforge.inventory as ff_inventory
+
+    names = [f"h{i}" for i in range(6)]
+    inventory = Inventory(
+        (names, {}),
+        even=(["h0", "h2", "h4", "h2"], {}),
+        odd=(["h1", "h3", "h5"], {"x": 1}),
+        both=(["h5", "h0"], {}),
+    )
+    assert type(inventory.groups["even"]) is list
+    assert [h.name for h in inventory.groups["even"]] == ["h0", "h2", "h4"]
+    assert [h.name for h in inventory.groups["odd"]] == ["h1", "h3", "h5"]
+    assert [h.name for h in inventory.groups["both"]] == ["h0", "h5"]
+    assert inventory.get_host("h3").data.x == 1
+    assert inventory.get_host("h0").groups == ["even", "both"]
+    assert Inventory.make_hosts_and_groups._fleetforge_linear
+    assert isinstance(ff_inventory._HostList(), list)
+
+
+def test_linear_host_init_pads_like_pyinfra():
+    from pyinfra.api import Config, State
+
+    inventory = Inventory((["a", "bbbb", "cc"], {}))
+    State(inventory, Config())
+    assert {h.name: h.print_prefix_padding for h in inventory} == {"a": "   ", "bbbb": "", "cc": "  "}
