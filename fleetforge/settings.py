@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from fleetforge.errors import FleetforgeError
 from fleetforge.layout import LayoutSettings
-from fleetforge.textcheck import AbsPath, check_text, matching
+from fleetforge.textcheck import AbsPath, check_text, has_control, matching
 
 # Prefixes of data keys read by pyinfra's connectors; never fleetforge's.
 CONNECTOR_PREFIXES = (
@@ -219,7 +219,12 @@ class SettingsError(FleetforgeError):
 
     def __init__(self, problems: list[tuple[str, str, str]]):
         self.problems = problems
-        super().__init__("\n".join(f"host {h}: {key}: {message}" for h, key, message in problems))
+        super().__init__("\n".join(f"host {_shown(h)}: {_shown(key)}: {message}" for h, key, message in problems))
+
+
+def _shown(text: str) -> str:
+    """``text`` as is, or its ``repr`` when it holds a control character (one problem, one line)."""
+    return repr(text) if has_control(text) else text
 
 
 def settings_from_data(host: str, data: dict[str, Any]) -> HostSettings:
@@ -297,6 +302,7 @@ def _validate_inventory(hosts: list[Any]) -> dict[str, HostSettings]:
 
     datas = {host.name: host.data.dict() for host in hosts}
     problems = connector_problems(hosts)
+    problems.extend(name_problem for name in datas if (name_problem := _host_name_problem(name)))
     for name, data in datas.items():
         problems.extend(_ssh_problems(name, data))
     try:
@@ -306,6 +312,18 @@ def _validate_inventory(hosts: list[Any]) -> dict[str, HostSettings]:
     if problems:
         raise SettingsError(problems)
     return settings
+
+
+def _host_name_problem(name: str) -> tuple[str, str, str] | None:
+    """A host name goes into file names, log lines, ``--limit`` and, when ``ssh_hostname`` is
+    not set, the SSH destination: no control characters, no whitespace, no leading ``-``."""
+    if has_control(name) or any(ch.isspace() for ch in name) or name.startswith("-") or not name:
+        return (
+            name,
+            "(host name)",
+            f"expected a name without spaces or control characters, not starting with '-', got {name!r}",
+        )
+    return None
 
 
 def _ssh_problems(name: str, data: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -124,3 +124,16 @@ def test_nix_conf_from_odd_values_has_exactly_the_planned_keys():
     keys = [line.split("=", 1)[0].strip() for line in lines]
     assert sorted(keys) == sorted(plan.nix.settings)
     assert "x-c = !include /etc/x" in lines  # a value, never a directive at the start of a line
+
+
+def test_host_names_that_could_be_options_or_add_lines_are_refused():
+    from pyinfra.api import Inventory
+
+    from fleetforge.settings import inventory_settings
+
+    with pytest.raises(SettingsError) as err:
+        inventory_settings(Inventory((["ok", "-oProxyCommand=x", "a b", "x\ny", "@local"], {})))
+    assert [h for h, _, _ in err.value.problems] == ["-oProxyCommand=x", "a b", "x\ny"]
+    text = str(err.value)
+    assert len(text.splitlines()) == 3  # the newline in a name is shown as \n, not printed
+    assert "host 'x\\ny': (host name): expected a name without spaces" in text
