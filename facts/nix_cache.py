@@ -5,10 +5,15 @@ whether the cache directory holds a ``nix-cache-info``. The secret key is never 
 
 from __future__ import annotations
 
+import re
+
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
 from facts.sections import parse_or_fail, split_sections
 from fleetforge.models import Model
+from fleetforge.nixcache import PUBLIC_KEY_TEXT
+
+_MODE = re.compile(r"[0-7]{3,4}")
 
 SCRIPT = r"""
 secret=$1; public=$2; cache=$3
@@ -32,11 +37,19 @@ class NixCacheKeyState(Model):
 
 
 def parse_nix_cache_key(output: list[str]) -> NixCacheKeyState:
+    """Pure parser of the fact's output. The public key goes into every client's nix.conf and
+    NixOS modules, so it must be exactly ``NAME:BASE64`` (``NAME`` a key name); the mode octal.
+
+    Raises ``ValueError`` naming the bad value (``parse_or_fail`` makes it a ``FactProcessError``).
+    """
     sections = split_sections(output, "NixCacheKey", required=("public", "secret", "cache", "done"))
-    public = "".join(line.strip() for line in sections["public"]) or None
-    if public is not None and (":" not in public or " " in public):
-        raise ValueError(f"not a NAME:KEY public key: {public!r}")
+    lines = [line.strip() for line in sections["public"] if line.strip()]
+    public = lines[0] if lines else None
+    if len(lines) > 1 or (public is not None and not PUBLIC_KEY_TEXT.fullmatch(public)):
+        raise ValueError(f"not a NAME:BASE64 public key: {'|'.join(lines)[:200]!r}")
     secret = sections["secret"][0].strip() if sections["secret"] else None
+    if secret is not None and not _MODE.fullmatch(secret):
+        raise ValueError(f"not an octal file mode: {secret[:20]!r}")
     return NixCacheKeyState(public_key=public, secret_mode=secret, cache_ready=sections["cache"] == ["yes"])
 
 

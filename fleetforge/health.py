@@ -4,7 +4,8 @@ wave's deploy and verification.
 Each check is one of:
 
 - ``{"command": "systemctl is-active nginx"}``: run on the host in a new SSH session (OpenSSH,
-  no connection sharing), must exit 0;
+  no connection sharing, the host's SSH data as pyinfra reads it: ``fleetforge.sshopts``),
+  must exit 0 (under ``sudo -n`` with ``_sudo``);
 - ``{"http": "http://203.0.113.10/health"}``: fetched from the machine running fleetforge, must
   answer 2xx;
 - ``{"ssh_reconnect": true}``: a fresh SSH login must succeed (the host still accepts logins
@@ -16,7 +17,6 @@ Each is tried ``1 + retries`` times, ``delay_s`` apart, and each attempt may tak
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import time
@@ -25,6 +25,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from fleetforge import sshopts
 from fleetforge.settings import HealthCheck
 
 
@@ -42,21 +43,10 @@ class HealthResult:
 
 
 def ssh_argv(name: str, data: dict[str, Any], command: str, *, connect_timeout: float = 10) -> list[str]:
-    """An ``ssh`` command line for an inventory host (``ssh_*`` data keys, as pyinfra's @ssh
-    connector reads them), key-only, never sharing a master connection."""
-    user = data.get("ssh_user") or "root"
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={max(1, int(connect_timeout))}"]
-    argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
-    argv += ["-p", str(data.get("ssh_port") or 22)]
-    if data.get("ssh_key"):
-        argv += ["-i", os.path.expanduser(str(data["ssh_key"])), "-o", "IdentitiesOnly=yes"]
-    if data.get("ssh_known_hosts_file"):
-        argv += ["-o", f"UserKnownHostsFile={os.path.expanduser(str(data['ssh_known_hosts_file']))}"]
-    strict = data.get("ssh_strict_host_key_checking")
-    if strict is not None:
-        argv += ["-o", f"StrictHostKeyChecking={strict}"]
-    argv += [f"{user}@{data.get('ssh_hostname') or name}", command]
-    return argv
+    """The ``ssh`` argv running ``command`` on inventory host ``name`` (its ``ssh_*`` data as
+    pyinfra reads it, :mod:`fleetforge.sshopts`), never sharing a master connection: a health
+    check is a fresh login. Raises ``ValueError`` naming the host and key of an unusable value."""
+    return sshopts.connection(name, data).argv(command, connect_timeout=connect_timeout)
 
 
 def _attempt(name: str, data: dict[str, Any], check: HealthCheck) -> tuple[bool, str]:
@@ -76,17 +66,22 @@ def _attempt(name: str, data: dict[str, Any], check: HealthCheck) -> tuple[bool,
                 return False, f"timed out after {timeout:g} s"
             return False, f"{reason}"
         return (200 <= status < 300), f"HTTP {status}"
-    command = check.command or "true"
-    if data.get("_sudo") and check.command:
-        command = "sudo -n sh -c " + shlex.quote(command)
-    argv = ssh_argv(name, data, command, connect_timeout=timeout)
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        connection = sshopts.connection(name, data)
+    except ValueError as exc:
+        return False, str(exc)
+    command = check.command or "true"
+    if connection.sudo and check.command:
+        user = ["-u", connection.sudo_user] if connection.sudo_user else []
+        command = shlex.join(["sudo", "-n", *user, "sh", "-c", command])
+    try:
+        out = connection.run(command, timeout=timeout)
     except subprocess.TimeoutExpired:
         return False, f"timed out after {timeout:g} s"
     if out.returncode == 0:
         return True, "exit 0"
-    detail = (out.stderr.strip() or out.stdout.strip()).splitlines()
+    stderr, stdout = out.stderr.decode(errors="replace"), out.stdout.decode(errors="replace")
+    detail = (stderr.strip() or stdout.strip()).splitlines()
     tail = f": {detail[-1][:200]}" if detail else ""
     if out.returncode == 255:
         return False, f"ssh failed{tail}"

@@ -32,9 +32,12 @@ clients trust the new public key.
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from fleetforge.render import render
 from fleetforge.settings import HostSettings, SettingsError
 
 CACHE_GROUP = "nix_cache"
@@ -45,6 +48,18 @@ PUBLIC_KEY = f"{STATE_DIR}/public-key"
 CANARY_FILE = f"{STATE_DIR}/canary-path"  # a tiny path built on the cache host, for verify
 CACHE_DIR = "/var/cache/fleetforge/nix-cache"
 NFS_MOUNT = "/mnt/fleetforge/nixcache"
+# Files of a (non-NixOS) cache host and NFS client (``fleetforge.nixcache_deploy``).
+NGINX_SITE = "/etc/nginx/sites-enabled/fleetforge-nix-cache.conf"
+REFRESH_SERVICE = "/etc/systemd/system/fleetforge-nix-cache.service"
+REFRESH_TIMER = "/etc/systemd/system/fleetforge-nix-cache.timer"
+EXPORTS = "/etc/exports.d/fleetforge-nix-cache.exports"
+MOUNT_UNIT = "/etc/systemd/system/mnt-fleetforge-nixcache.mount"
+REFRESH_INTERVAL = "5min"
+# A Nix binary cache key name (``nix-store --generate-binary-cache-key NAME``): the part before
+# ``:`` of ``NAME:BASE64``; the same pattern as host data's ``nix_cache_key_name``. It goes into
+# shell commands (quoted) and into the canary's builder environment, never into Nix code.
+KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+PUBLIC_KEY_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*:[A-Za-z0-9+/]+={0,2}")
 
 
 @dataclass(frozen=True)
@@ -89,7 +104,8 @@ def cache_roles(groups: dict[str, list[str]], settings: dict[str, HostSettings])
 
     Raises:
         SettingsError: the group holds 0 or several hosts; the cache host has no address;
-            a client has no ``lan_address`` (the cache allows, and exports to, each address).
+            a client has no ``lan_address`` (the cache allows, and exports to, each address);
+            no ``nix_cache_key_name`` and the cache's host name makes no key name.
     """
     if CACHE_GROUP not in groups:
         return None
@@ -115,6 +131,10 @@ def cache_roles(groups: dict[str, list[str]], settings: dict[str, HostSettings])
         if not client_address:
             problems.append((name, "lan_address", "expected the client's LAN address (the cache allows each one)"))
         clients[name] = client_address or ""
+    key_name = s.nix_cache_key_name or f"fleetforge-{cache}-1"
+    if not KEY_NAME.fullmatch(key_name):
+        message = f"the default key name {key_name!r} (from the host name) is not a key name like fleetforge-cache-1"
+        problems.append((cache, "nix_cache_key_name", f"{message}: set nix_cache_key_name"))
     if problems:
         raise SettingsError(problems)
     return CacheRoles(
@@ -122,7 +142,7 @@ def cache_roles(groups: dict[str, list[str]], settings: dict[str, HostSettings])
         address=address,
         port=s.nix_cache_port,
         priority=s.nix_cache_priority,
-        key_name=s.nix_cache_key_name or f"fleetforge-{cache}-1",
+        key_name=key_name,
         clients=clients,
         nfs=s.nix_cache_nfs,
     )
@@ -142,7 +162,11 @@ def nixos_cache_options(roles: CacheRoles, server: str = "nix-serve") -> dict[st
     """
     clients = sorted(roles.clients.values())
     ports = [roles.port, 2049] if roles.nfs else [roles.port]
-    rules = [f"iptables -A nixos-fw -p tcp -s {c} --dport {port} -j nixos-fw-accept" for port in ports for c in clients]
+    rules = [
+        shlex.join(["iptables", "-A", "nixos-fw", "-p", "tcp", "-s", c, "--dport", str(port), "-j", "nixos-fw-accept"])
+        for port in ports
+        for c in clients
+    ]
     options: dict[str, Any] = {"networking": {"firewall": {"extraCommands": "\n".join(rules) + "\n"}}}
     if server == "harmonia":
         serve = {"harmonia": {"enable": True, "signKeyPaths": [SECRET_KEY], "settings": {"bind": roles.host_port}}}
@@ -161,10 +185,17 @@ def nixos_cache_options(roles: CacheRoles, server: str = "nix-serve") -> dict[st
                 "fleetforge-nix-cache": {
                     "description": "fleetforge: refresh the signed Nix binary cache",
                     "serviceConfig": {"Type": "oneshot", "UMask": "0022"},
-                    "script": (
-                        "/run/current-system/sw/bin/nix --extra-experimental-features nix-command copy --all "
-                        f"--to 'file://{CACHE_DIR}?secret-key={SECRET_KEY}&compression=zstd'"
-                    ),
+                    "script": shlex.join(
+                        [
+                            "/run/current-system/sw/bin/nix",
+                            "--extra-experimental-features",
+                            "nix-command",
+                            "copy",
+                            "--all",
+                            "--to",
+                            f"file://{CACHE_DIR}?secret-key={SECRET_KEY}&compression=zstd",
+                        ]
+                    ),  # fmt: skip
                     "startAt": "*:0/5",
                 }
             }
@@ -188,3 +219,25 @@ def client_settings(settings: HostSettings, roles: CacheRoles, public_key: str) 
             "nix_trusted_public_keys": [public_key, *settings.nix_trusted_public_keys],
         }
     )
+
+
+def cache_host_files(roles: CacheRoles) -> dict[str, str]:
+    """``{path: content}`` that a (non-NixOS) cache host gets: the refresh service and timer,
+    the nginx site and, with NFS, the export (``nixcache_deploy`` writes them, verify hashes them)."""
+    clients = sorted(roles.clients.values())
+    files = {
+        REFRESH_SERVICE: render("nix-cache-refresh.service.j2", cache_dir=CACHE_DIR, secret_key=SECRET_KEY),
+        REFRESH_TIMER: render("nix-cache-refresh.timer.j2", interval=REFRESH_INTERVAL),
+        NGINX_SITE: render("nix-cache-nginx.conf.j2", listen=roles.host_port, cache_dir=CACHE_DIR, clients=clients),
+    }
+    if roles.nfs:
+        files[EXPORTS] = render("nix-cache.exports.j2", cache_dir=CACHE_DIR, clients=clients)
+    return files
+
+
+def nfs_client_files(roles: CacheRoles) -> dict[str, str]:
+    """``{path: content}`` that a (non-NixOS) client of an NFS cache gets: the mount unit. The
+    cache's host name is written with systemd's ``%`` specifiers escaped (systemd.unit(5))."""
+    what = f"{roles.address}:{CACHE_DIR}"
+    cache = roles.cache.replace("%", "%%")
+    return {MOUNT_UNIT: render("nix-cache-nfs.mount.j2", cache=cache, what=what, where=NFS_MOUNT)}

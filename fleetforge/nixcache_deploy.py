@@ -27,33 +27,36 @@ from pyinfra.operations import server
 
 from facts.layout import FileContents
 from facts.nix_cache import NixCacheKey, NixCacheKeyState
-from fleetforge.nixcache import (
+from fleetforge.nixcache import (  # noqa: F401 - file paths re-exported for callers and tests
     CACHE_DIR,
     CANARY_FILE,
+    EXPORTS,
+    MOUNT_UNIT,
     NFS_MOUNT,
+    NGINX_SITE,
     PUBLIC_KEY,
+    REFRESH_INTERVAL,
+    REFRESH_SERVICE,
+    REFRESH_TIMER,
     SECRET_KEY,
     STATE_DIR,
     CacheRoles,
+    cache_host_files,
     cache_roles,
+    nfs_client_files,
 )
 from fleetforge.operations import managed_file
-from fleetforge.render import render
-
-NGINX_SITE = "/etc/nginx/sites-enabled/fleetforge-nix-cache.conf"
-REFRESH_SERVICE = "/etc/systemd/system/fleetforge-nix-cache.service"
-REFRESH_TIMER = "/etc/systemd/system/fleetforge-nix-cache.timer"
-EXPORTS = "/etc/exports.d/fleetforge-nix-cache.exports"
-MOUNT_UNIT = "/etc/systemd/system/mnt-fleetforge-nixcache.mount"
-REFRESH_INTERVAL = "5min"
 
 # A tiny derivation built on the cache host (builtins.derivation, /bin/sh builder): verify asks
-# each client to substitute it. Its content names the key, so a rotated key gets a new path.
+# each client to substitute it. Its output holds the key name, so a rotated key gets a new path.
+# The name reaches the build as an argument (``--argstr``) and the builder's environment
+# (``keyName``), never as Nix code or shell code.
 CANARY = r"""
 name=$1; out=$2
-expr='derivation { name = "fleetforge-cache-canary"; system = builtins.currentSystem; builder = "/bin/sh";
-  args = [ "-c" "echo '"$name"' > $out" ]; }'
-path=$(nix-build --no-out-link --option build-users-group '' --option sandbox false -E "$expr") && echo "$path" > "$out"
+expr='{ keyName }: derivation { name = "fleetforge-cache-canary"; system = builtins.currentSystem;
+  builder = "/bin/sh"; args = [ "-c" "echo \"$keyName\" > $out" ]; inherit keyName; }'
+path=$(nix-build --no-out-link --option build-users-group '' --option sandbox false \
+  --argstr keyName "$name" -E "$expr") && echo "$path" > "$out"
 """
 
 # Generate the key only where there is none of that name. Rotation (a new name): the old pair
@@ -97,6 +100,21 @@ def cache_public_key(roles: CacheRoles) -> NixCacheKeyState | None:
     return _KEYS[host.inventory]
 
 
+def _script(script: str, name: str, *args: str) -> StringCommand:
+    """``sh -c SCRIPT NAME ARGS...`` with every argument quoted (``$1``... in the script)."""
+    return StringCommand("sh", "-c", QuoteString(script), name, *[QuoteString(a) for a in args])
+
+
+def keygen_command(key_name: str) -> StringCommand:
+    """The cache host's key generation (``KEYGEN``) for ``key_name``, every argument quoted."""
+    return _script(KEYGEN, "fleetforge-keygen", key_name, SECRET_KEY, PUBLIC_KEY, CACHE_DIR)
+
+
+def canary_command(key_name: str) -> StringCommand:
+    """The canary build (``CANARY``) for ``key_name``, every argument quoted."""
+    return _script(CANARY, "fleetforge-canary", key_name, CANARY_FILE)
+
+
 def _files(contents: dict[str, str]) -> list:
     current = host.get_fact(FileContents, paths=list(contents))
     changed = []
@@ -112,30 +130,19 @@ def _cache_host(roles: CacheRoles) -> None:
     if rotated:
         server.shell(
             name=f"nix cache: signing key {roles.key_name} (generated on the host)",
-            commands=[StringCommand("sh", "-c", QuoteString(KEYGEN), "fleetforge-keygen", roles.key_name,
-                                    QuoteString(SECRET_KEY), QuoteString(PUBLIC_KEY), QuoteString(CACHE_DIR))],
-        )  # fmt: skip
+            commands=[keygen_command(roles.key_name)],
+        )
     else:
         host.noop(f"nix cache: signing key {roles.key_name} exists (mode {key.secret_mode})")
     if nixos:  # /etc is generated: the server is nix-cache.nix, written by deploys/vps.py
         host.noop(f"nix cache: NixOS host: {roles.key_name} is served by the nix-cache.nix module (deploys/vps.py)")
         return
-    clients = sorted(roles.clients.values())
-    files = {
-        REFRESH_SERVICE: render("nix-cache-refresh.service.j2", cache_dir=CACHE_DIR, secret_key=SECRET_KEY),
-        REFRESH_TIMER: render("nix-cache-refresh.timer.j2", interval=REFRESH_INTERVAL),
-        NGINX_SITE: render("nix-cache-nginx.conf.j2", listen=roles.host_port, cache_dir=CACHE_DIR, clients=clients),
-    }
-    if roles.nfs:
-        files[EXPORTS] = render("nix-cache.exports.j2", cache_dir=CACHE_DIR, clients=clients)
-    changed = _files(files)
+    changed = _files(cache_host_files(roles))
     server.shell(
         name="nix cache: refresh now, timer enabled, nginx serving",
         commands=[
             StringCommand("mkdir", "-p", QuoteString(CACHE_DIR), QuoteString(STATE_DIR)),
-            StringCommand(
-                "sh", "-c", QuoteString(CANARY), "fleetforge-canary", roles.key_name, QuoteString(CANARY_FILE)
-            ),
+            canary_command(roles.key_name),
             "systemctl daemon-reload",
             "systemctl start fleetforge-nix-cache.service",
             "systemctl enable --now fleetforge-nix-cache.timer nginx.service",
@@ -155,7 +162,7 @@ def nfs_client(roles: CacheRoles) -> None:
     """On a non-NixOS client: mount the export read-only at ``NFS_MOUNT`` (systemd mount unit;
     NixOS clients get ``fileSystems`` in ``nix-cache.nix`` instead)."""
     what = f"{roles.address}:{CACHE_DIR}"
-    (unit,) = _files({MOUNT_UNIT: render("nix-cache-nfs.mount.j2", cache=roles.cache, what=what, where=NFS_MOUNT)})
+    (unit,) = _files(nfs_client_files(roles))
     server.shell(
         name=f"nix cache: mount {what} read-only at {NFS_MOUNT}",
         commands=[

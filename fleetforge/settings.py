@@ -186,6 +186,9 @@ class HostSettings(BaseModel):
     nix_substituters: list[Substituter] = []
     nix_trusted_public_keys: list[PublicKey] = []
     extra_data_keys: list[str] = []
+    # more setting names whose values are secrets, masked wherever fleetforge prints or records a
+    # file's lines (fleetforge/secrets.py; access-tokens and netrc-file always are)
+    secret_keys: list[matching(r"[A-Za-z0-9_.-]+", "a setting name like access-tokens")] = []
     # the disko layout of a disk (``fleetforge disko``, deploys/disko.py, deploys/disk_layout.py)
     disk_layout: LayoutSettings | None = None
     # NixOS hosts: the order of ``nixos-rebuild`` actions; the plan is verified after ``test``
@@ -302,9 +305,11 @@ def _validate_inventory(hosts: list[Any]) -> dict[str, HostSettings]:
 
     datas = {host.name: host.data.dict() for host in hosts}
     problems = connector_problems(hosts)
-    problems.extend(name_problem for name in datas if (name_problem := _host_name_problem(name)))
     for name, data in datas.items():
-        problems.extend(_ssh_problems(name, data))
+        name_problem = _host_name_problem(name)
+        if name_problem:  # reported once, not again as the SSH destination it would be
+            problems.append(name_problem)
+        problems.extend(p for p in _ssh_problems(name, data) if not (name_problem and p[1] == "ssh_hostname"))
     try:
         settings = validate_hosts(datas)
     except SettingsError as exc:

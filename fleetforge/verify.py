@@ -2,24 +2,35 @@
 checked.
 
 ``checks_for(plan)`` yields ``Check`` objects; each reads one live value through a testinfra
-``Host`` and compares it with the plan. Exit codes of ``fleetforge verify`` follow seed 001:
-0 every host passes, 1 a check failed (or a host could not be checked), 2 only warnings.
+``Host`` and compares it with the plan. ``persistence_checks`` adds what a reboot would lose:
+the SHA-256 of every file the deploy writes (rendered from the same plan, so a deleted or
+edited file fails naming its path) and the zram generator. Exit codes of ``fleetforge
+verify``: 0 every host passes, 1 a check failed (or a host could not be checked), 2 only
+warnings.
+
+Hosts are reached through :mod:`fleetforge.sshopts` (the same SSH settings as pyinfra's).
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import testinfra
+import testinfra.host
+from testinfra.backend.base import BaseBackend, CommandResult
 
-from facts.probe import SCRIPT, HostProbe, parse_scheduler
+from facts.probe import SCRIPT, ZRAM_GENERATOR_PATHS, HostProbe, parse_scheduler
+from fleetforge import sshopts
 from fleetforge.models import HostFacts, TuningPlan
-from fleetforge.paths import NIX_CONF
+from fleetforge.nixos import ensure_import, render_modules
+from fleetforge.paths import NIX_CONF, NIXOS_CONFIGURATION, NIXOS_FLAKE
 from fleetforge.planner import plan_host, sysctl_keys
-from fleetforge.render import NIX_BEGIN
+from fleetforge.render import NIX_BEGIN, desired_files
 from fleetforge.settings import HostSettings
 
 Severity = Literal["fail", "warn"]
@@ -29,8 +40,10 @@ Severity = Literal["fail", "warn"]
 class Check:
     """One planned value to compare with the host.
 
-    ``path``: the file whose content holds the live value (``nix:KEY`` for an effective Nix
-    setting); ``parse`` turns that content into the string compared with ``expected``.
+    ``path``: the file whose content holds the live value; or ``nix:KEY`` (an effective Nix
+    setting), ``sha256:PATH`` (the file's SHA-256, ``absent`` if none), ``exists:PATH[:PATH...]``
+    (``present`` if any exists, else ``absent``). ``parse`` turns that into the string compared
+    with ``expected``.
     """
 
     item: str
@@ -104,33 +117,84 @@ def checks_for(plan: TuningPlan, nixos: bool = False) -> Iterator[Check]:
             yield Check(f"nix {key}", item.value, f"nix:{key}", parse, severity_if_missing="warn")
 
 
-READ_FILES = r'for f; do if [ -r "$f" ]; then printf "@@%s\n" "$f"; cat "$f"; echo; fi; done'
+def file_check(path: str, content: str | None, what: str = "") -> Check:
+    """``path`` must hold exactly ``content`` (compared by SHA-256 of its UTF-8 bytes, as the
+    deploy uploads it). ``content=None``: no content is right (``what`` says what was expected)."""
+    expected = hashlib.sha256(content.encode()).hexdigest() if content is not None else what
+    return Check(f"file {path} sha256", expected, f"sha256:{path}", str.strip)
+
+
+def persistence_checks(
+    plan: TuningPlan, facts: HostFacts, nixos_extra: dict[str, Any] | None = None
+) -> Iterator[Check]:
+    """What a reboot would lose, as checks: every file the deploy writes for this plan (the
+    same rendering: ``render.desired_files``, on NixOS ``nixos.render_modules`` with
+    ``nixos_extra`` modules and ``configuration.nix`` importing them), and the zram generator
+    that turns ``zram-generator.conf`` into zram0 at boot. ``facts``: the probe's, for the
+    lines of ``nix.conf`` and ``configuration.nix`` that the deploy keeps.
+    """
+    if not facts.os.is_nixos:
+        for path, content in desired_files(plan, facts).items():
+            yield file_check(path, content)
+        if plan.zram.enabled.value:
+            yield Check("zram-generator installed", "present", "exists:" + ":".join(ZRAM_GENERATOR_PATHS))
+        return
+    for path, content in render_modules(plan, facts, extra=nixos_extra).items():
+        yield file_check(path, content)
+    if facts.files.get(NIXOS_FLAKE) is not None:
+        return  # fleetforge writes a flake host's modules but neither imports nor activates them
+    current = facts.files.get(NIXOS_CONFIGURATION)
+    try:
+        expected = ensure_import(current.content) if current is not None else None
+    except ValueError:
+        expected = None
+    yield file_check(NIXOS_CONFIGURATION, expected, "a configuration.nix importing ./fleetforge")
+
+
+READ_FILES = r"""
+set -f; n=$1; shift
+for f; do
+  case $f in
+    sha256:*) p=${f#sha256:}; printf '@@%s %s\n' "$n" "$f"
+      if [ -f "$p" ]; then sha256sum < "$p" | cut -d' ' -f1; else echo absent; fi ;;
+    exists:*) printf '@@%s %s\n' "$n" "$f"; r=absent; IFS=:
+      for p in ${f#exists:}; do [ -e "$p" ] && r=present; done; unset IFS; echo "$r" ;;
+    *) if [ -r "$f" ]; then printf '@@%s %s\n' "$n" "$f"; cat "$f"; echo; fi ;;
+  esac
+done
+"""
 
 
 def read_live(host, checks: list[Check]) -> dict[str, str]:
-    """Content of every file the checks read, in one command (plus one ``nix show-config``
-    when Nix settings are checked). ``{path: text}``; unreadable files are absent."""
+    """Every live value the checks read, in one command (plus one ``nix show-config`` when Nix
+    settings are checked). ``{path: text}``; unreadable files are absent."""
     paths = sorted({c.path for c in checks if not c.path.startswith("nix:")})
-    result = host.run(shlex.join(["sh", "-c", READ_FILES, "fleetforge-verify", *paths]))
-    live: dict[str, str] = {}
-    current: list[str] | None = None
-    for line in result.stdout.splitlines():
-        if line.startswith("@@/"):
-            current = []
-            live[line[2:]] = current  # type: ignore[assignment]
-        elif current is not None:
-            current.append(line)
-    live = {path: "\n".join(lines) for path, lines in live.items()}  # type: ignore[misc]
+    nonce = secrets.token_hex(8)
+    result = host.run(shlex.join(["sh", "-c", READ_FILES, "fleetforge-verify", nonce, *paths]))
+    live = parse_live(result.stdout, nonce)
     if any(c.path.startswith("nix:") for c in checks):
         live.update({f"nix:{key}": value for key, value in nix_show_config(host).items()})
     return live
 
 
+def parse_live(stdout: str, nonce: str) -> dict[str, str]:
+    """``{path: text}`` from ``READ_FILES`` output: each value follows its marker line
+    ``@@NONCE PATH``; ``nonce`` is new for every read, so no file's content is taken for a marker."""
+    marker = f"@@{nonce} "
+    collected: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in stdout.splitlines():
+        if line.startswith(marker):
+            current = collected.setdefault(line[len(marker) :], [])
+        elif current is not None:
+            current.append(line)
+    return {path: "\n".join(lines) for path, lines in collected.items()}
+
+
 def nix_show_config(host) -> dict[str, str]:
     """Effective Nix settings (``nix show-config``; Nix >= 2.19 spells it ``nix config show``)."""
-    flags = "--extra-experimental-features nix-command"
-    for cmd in (f"nix {flags} config show", f"nix {flags} show-config"):
-        result = host.run(cmd)
+    for sub in (["config", "show"], ["show-config"]):
+        result = host.run(shlex.join(["nix", "--extra-experimental-features", "nix-command", *sub]))
         if result.rc == 0:
             pairs = (line.partition(" = ") for line in result.stdout.splitlines())
             return {key.strip(): " ".join(value.split()) for key, sep, value in pairs if sep}
@@ -157,28 +221,43 @@ def run_checks(name: str, host, checks: list[Check]) -> list[CheckResult]:
     return [evaluate(name, check, live) for check in checks]
 
 
-def testinfra_host(name: str, data: dict[str, Any]):
-    """A testinfra ``Host`` for a pyinfra inventory host (``@local`` or SSH data keys).
+class OpenSshBackend(BaseBackend):
+    """testinfra backend running each command with ``ssh`` built by :mod:`fleetforge.sshopts`
+    (options ended by ``--``, secrets through askpass, never a shell on this machine), over a
+    shared master connection. testinfra's own ``ssh`` backend joins its options into a shell
+    line and gives ``sshpass -p PASSWORD`` the password on the command line.
 
-    Uses OpenSSH with ControlPersist (one handshake for all checks), key-only auth and
-    known_hosts checking as configured in the host data (``ssh_known_hosts_file``,
-    ``ssh_strict_host_key_checking``).
+    As testinfra's: ``run`` returns a ``CommandResult``; exit 255 (ssh failed) raises
+    ``RuntimeError(result)``.
+    """
+
+    NAME = "ssh"
+
+    def __init__(self, connection: sshopts.SshConnection):
+        self.connection = connection
+        super().__init__(connection.host, sudo=connection.sudo, sudo_user=connection.sudo_user)
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> CommandResult:
+        command = self.get_command(command, *args)
+        out = self.connection.run(command, share=True)
+        result = self.result(out.returncode, self.encode(command), out.stdout, out.stderr)
+        if out.returncode == 255:
+            raise RuntimeError(result)
+        return result
+
+
+def testinfra_host(name: str, data: dict[str, Any]):
+    """A testinfra ``Host`` for a pyinfra inventory host: ``@local``, or SSH with the host's
+    ``ssh_*`` data as pyinfra reads it (:func:`fleetforge.sshopts.connection`; sudo with ``_sudo``).
+
+    Raises ``ValueError`` naming the host and key when a value could not be passed to ssh safely.
     """
     if name.startswith("@local"):
         return testinfra.get_host("local://", sudo=bool(data.get("_sudo")))
-    user = data.get("ssh_user") or "root"
-    hostname = data.get("ssh_hostname") or name
-    port = data.get("ssh_port") or 22
-    extra = ["-o", "BatchMode=yes"]
-    if data.get("ssh_known_hosts_file"):
-        extra += ["-o", f"UserKnownHostsFile={data['ssh_known_hosts_file']}"]
-    strict = data.get("ssh_strict_host_key_checking")
-    if strict is not None:
-        extra += ["-o", f"StrictHostKeyChecking={strict}"]
-    kwargs: dict[str, Any] = {"ssh_extra_args": shlex.join(extra), "sudo": bool(data.get("_sudo"))}
-    if data.get("ssh_key"):
-        kwargs["ssh_identity_file"] = data["ssh_key"]
-    return testinfra.get_host(f"ssh://{user}@{hostname}:{port}", **kwargs)
+    backend = OpenSshBackend(sshopts.connection(name, data))
+    host = testinfra.host.Host(backend)
+    backend.set_host(host)
+    return host
 
 
 def probe_with(host, settings: HostSettings) -> HostFacts:
@@ -193,15 +272,20 @@ def probe_with(host, settings: HostSettings) -> HostFacts:
     return HostProbe().process(result.stdout.splitlines())
 
 
-def probe_and_plan(name: str, data: dict[str, Any], settings: HostSettings) -> tuple[Any, TuningPlan, list[Check]]:
-    """Connect with testinfra, probe and plan one host: ``(testinfra host, plan, checks)``.
+def probe_and_plan(
+    name: str, data: dict[str, Any], settings: HostSettings, nixos_extra: dict[str, Any] | None = None
+) -> tuple[Any, TuningPlan, list[Check]]:
+    """Connect with testinfra, probe and plan one host: ``(testinfra host, plan, checks)``; the
+    checks are the plan's live values and what a reboot would lose (``persistence_checks``,
+    ``nixos_extra``: more NixOS modules this host gets, the Nix cache's ``nix-cache.nix``).
 
-    Raises whatever reaching or probing the host raised (SSH errors, ``FactProcessError``,
-    ``PlanError``)."""
+    Raises whatever reaching or probing the host raised (SSH errors, ``ValueError`` for SSH data
+    that cannot be used, ``FactProcessError``, ``PlanError``)."""
     host = testinfra_host(name, data)
     facts = probe_with(host, settings)
     plan = plan_host(name, facts, settings)
-    return host, plan, list(checks_for(plan, nixos=facts.os.is_nixos))
+    checks = [*checks_for(plan, nixos=facts.os.is_nixos), *persistence_checks(plan, facts, nixos_extra)]
+    return host, plan, checks
 
 
 def verify_host(
@@ -209,12 +293,14 @@ def verify_host(
     data: dict[str, Any],
     settings: HostSettings,
     extra: Callable[[str, Any], list[CheckResult]] | None = None,
+    nixos_extra: dict[str, Any] | None = None,
 ) -> tuple[TuningPlan | None, list[CheckResult]]:
     """Probe, plan and check one host. A host that cannot be reached is one failed result.
 
-    ``extra(name, testinfra host)``: more results for this host (the Nix cache's checks)."""
+    ``extra(name, testinfra host)``: more results for this host (the Nix cache's checks);
+    ``nixos_extra``: see ``probe_and_plan``."""
     try:
-        host, plan, checks = probe_and_plan(name, data, settings)
+        host, plan, checks = probe_and_plan(name, data, settings, nixos_extra)
     except Exception as exc:
         return None, [unreachable(name, exc)]
     return plan, run_checks(name, host, checks) + (extra(name, host) if extra else [])

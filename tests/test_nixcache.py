@@ -176,3 +176,137 @@ def test_nixos_nfs_client_module_evaluates_to_a_read_only_mount_of_the_export(tm
     assert _nix_eval_module(tmp_path, options) == options
     mount = options["fileSystems"][NFS_MOUNT]
     assert mount["device"] == f"10.77.0.10:{CACHE_DIR}" and mount["fsType"] == "nfs" and "ro" in mount["options"]
+
+
+# ---------------------------------------------------------------- hostile names and answers
+
+HOSTILE = ["c;touch${IFS}/tmp/PWNED", "c'$(id)", "@fake/cache", 'c"+builtins.abort"x']
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_cache_host_name_that_makes_no_key_name_is_refused_naming_host_and_key(name):
+    data = {name: {"lan_address": "10.77.0.10"}, "web": DATA["web"]}
+    with pytest.raises(SettingsError) as err:
+        roles({"nix_cache": [name]}, data)
+    assert [(h, k) for h, k, _ in err.value.problems] == [(name, "nix_cache_key_name")]
+    assert "set nix_cache_key_name" in str(err.value)
+    named = {**data, name: {**data[name], "nix_cache_key_name": "fleet-cache-1"}}
+    assert roles({"nix_cache": [name]}, named).key_name == "fleet-cache-1"
+
+
+@pytest.mark.parametrize("name", [*HOSTILE, "fleetforge-cache-1"])
+def test_the_key_name_is_one_quoted_argument_of_each_command(name):
+    """Defence in depth: even a key name that validation would refuse stays one argument."""
+    import shlex
+
+    from fleetforge.nixcache import CACHE_DIR, CANARY_FILE, PUBLIC_KEY, SECRET_KEY
+    from fleetforge.nixcache_deploy import CANARY, KEYGEN, canary_command, keygen_command
+
+    keygen = shlex.split(keygen_command(name).get_raw_value())
+    assert keygen == ["sh", "-c", KEYGEN, "fleetforge-keygen", name, SECRET_KEY, PUBLIC_KEY, CACHE_DIR]
+    canary = shlex.split(canary_command(name).get_raw_value())
+    assert canary == ["sh", "-c", CANARY, "fleetforge-canary", name, CANARY_FILE]
+
+
+def test_the_scripts_take_a_hostile_key_name_as_data(tmp_path):
+    """KEYGEN and CANARY run for real (nix-store, nix-build) with a name full of shell and Nix
+    syntax: the key and the canary's output carry the name; no marker file appears."""
+    import os
+    import subprocess
+
+    from fleetforge.nixcache_deploy import CANARY, KEYGEN
+
+    marker = tmp_path / "PWNED"
+    name = f'x";touch {marker};"${{builtins.abort "n"}}$(touch {marker})'
+    secret, public = tmp_path / "secret-key", tmp_path / "public-key"
+    argv = ["sh", "-c", KEYGEN, "keygen", name, str(secret), str(public), str(tmp_path / "cache")]
+    subprocess.run(argv, check=True, capture_output=True, timeout=60)
+    assert public.read_text().startswith(name + ":")
+    env = {**os.environ, "NIX_CONFIG": "substituters =\nconnect-timeout = 1"}
+    out = subprocess.run(
+        ["sh", "-c", CANARY, "canary", name, str(tmp_path / "canary")],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    path = (tmp_path / "canary").read_text().strip()
+    assert open(path).read() == name + "\n"
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "public, mode",
+    [
+        ("fleetforge-cache-1:T2ZJ+abc= # trusted-users = *", "600"),
+        ('c"$(x):T2ZJ', "600"),
+        ("fleetforge-cache-1:T2ZJ+abc=", "600; rm -rf /"),
+        ("${builtins.abort 1}:AAAA", "600"),
+    ],
+)
+def test_the_key_fact_refuses_host_output_that_is_not_a_key_or_a_mode(public, mode):
+    with pytest.raises(FactProcessError):
+        NixCacheKey().process(["@@public", public, "@@secret", mode, "@@cache", "@@done"])
+    with pytest.raises(FactProcessError):  # a second line would reach every client's nix.conf
+        NixCacheKey().process(["@@public", "k-1:AAAA", "trusted-users = *", "@@secret", "@@cache", "@@done"])
+
+
+def _inventory_hosts(data):
+    from fleetforge.gather import InventoryHost
+
+    groups = {"cache": ["nix_cache"]}
+    return [InventoryHost(n, d, groups.get(n, []), settings_from_data(n, d)) for n, d in data.items()]
+
+
+@pytest.mark.parametrize(
+    "answer, public, canary",
+    [
+        ("fleetforge-cache-1:T2ZJ\n/nix/store/0123456789abcdfghijklmnpqrsvwxyz-fleetforge-cache-canary\n", True, True),
+        ("k:AAAA; trusted-users = *\n/nix/store/x; touch /tmp/PWNED\n", False, False),
+        ("fleetforge-cache-1:T2ZJ\n/etc/shadow\n", True, False),
+    ],
+)
+def test_verify_takes_only_a_key_and_a_store_path_from_the_cache_host(answer, public, canary):
+    from types import SimpleNamespace
+
+    from fleetforge import nixcache_verify
+
+    lines = answer.splitlines()
+    cache = nixcache_verify.prepare(
+        _inventory_hosts(DATA), lambda name, data: SimpleNamespace(run=lambda cmd: SimpleNamespace(stdout=answer))
+    )
+    assert (cache.public_key, cache.canary) == (lines[0] if public else "", lines[1] if canary else "")
+
+
+def test_verify_hashes_the_cache_hosts_files_naming_a_deleted_one(tmp_path):
+    import os
+
+    from fleetforge import nixcache_verify
+    from fleetforge.nixcache import NGINX_SITE, SECRET_KEY, cache_host_files
+    from tests.test_verify_logic import TreeHost
+
+    cache = nixcache_verify.CacheVerification(roles({"nix_cache": ["cache"]}))
+    host = TreeHost(tmp_path)
+    host.write({**cache_host_files(cache.roles), SECRET_KEY: "secret"})
+    os.chmod(tmp_path / SECRET_KEY.lstrip("/"), 0o600)
+    results = cache.checks("cache", host)
+    assert [(r.item, r.severity) for r in results if r.severity != "ok"] == [] and len(results) == 4
+    os.remove(tmp_path / NGINX_SITE.lstrip("/"))
+    bad = [r for r in cache.checks("cache", host) if r.severity != "ok"]
+    assert [(r.item, r.actual) for r in bad] == [(f"file {NGINX_SITE} sha256", "absent")]
+    host.write({"/etc/NIXOS": ""})  # on NixOS these files are modules, checked by verify itself
+    assert [r.item for r in cache.checks("cache", host)] == ["nix cache secret key mode"]
+
+
+def test_the_mount_unit_and_firewall_rules_keep_their_structure():
+    import shlex
+
+    from fleetforge.nixcache import MOUNT_UNIT, nfs_client_files, nixos_cache_options
+
+    cache = {"lan_address": "10.77.0.10", "nix_cache_nfs": True, "nix_cache_key_name": "k-1"}
+    r = roles({"nix_cache": ["ca%nche"]}, {"ca%nche": cache, "web": DATA["web"]})
+    unit = nfs_client_files(r)[MOUNT_UNIT]
+    assert "Description=fleetforge: Nix binary cache of ca%%nche over NFS" in unit.splitlines()
+    rules = nixos_cache_options(r)["networking"]["firewall"]["extraCommands"].splitlines()
+    assert [shlex.split(rule) for rule in rules] == [
+        ["iptables", "-A", "nixos-fw", "-p", "tcp", "-s", "10.77.0.11", "--dport", str(port), "-j", "nixos-fw-accept"]
+        for port in (5000, 2049)
+    ]
