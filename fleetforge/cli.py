@@ -23,16 +23,25 @@ import sys  # noqa: E402
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
+from rich.text import Text  # noqa: E402
 
+from fleetforge.console import make_console  # noqa: E402
 from fleetforge.errors import FleetforgeError  # noqa: E402
 from fleetforge.models import HostFacts, TuningPlan  # noqa: E402
+from fleetforge.secrets import DEFAULT_SECRET_KEYS, REDACTED, is_secret_key, redact_facts, redact_plan, secret_keys  # noqa: E402
 
 EXIT_BAD_INPUT = 3
 
 
 def _console() -> Console:
-    """A terminal uses its own width; a pipe or file gets 160 columns rather than rich's 80."""
-    return Console() if sys.stdout.isatty() else Console(width=160)
+    """Text from hosts is printed as text (``fleetforge.console``): never as markup; a terminal
+    uses its own width, a pipe or file gets 160 columns rather than rich's 80."""
+    return make_console()
+
+
+def _red(text: str) -> Text:
+    """``text`` in red, literally (a host's ``[/x]`` is not markup)."""
+    return Text(text, style="red")
 
 
 def _facts_table(name: str, facts: HostFacts) -> Table:
@@ -53,7 +62,9 @@ def _facts_table(name: str, facts: HostFacts) -> Table:
     return table
 
 
-def _plan_table(plan: TuningPlan) -> Table:
+def _plan_table(plan: TuningPlan, keys: frozenset[str] = DEFAULT_SECRET_KEYS) -> Table:
+    """The plan as a table; values of secret Nix settings (``keys``, see ``fleetforge.secrets``)
+    show as ``<redacted>``."""
     table = Table(title=f"{plan.host}: plan", title_justify="left")
     for column in ("item", "value", "reason", "source"):
         table.add_column(column, overflow="fold")
@@ -71,7 +82,8 @@ def _plan_table(plan: TuningPlan) -> Table:
         table.add_row(label, str(item.value), item.reason, item.source)
     if plan.nix:
         for key, item in plan.nix.settings.items():
-            table.add_row(f"nix {key}", item.value, item.reason, item.source)
+            value = REDACTED if is_secret_key(key, keys) else item.value
+            table.add_row(f"nix {key}", value, item.reason, item.source)
     return table
 
 
@@ -82,7 +94,7 @@ def _probe_table(hosts, results) -> Table:
     for h in hosts:
         facts = results.get(h.name, "not probed")
         if isinstance(facts, str):
-            table.add_row(h.name, f"[red]{facts}[/red]", *[""] * 6)
+            table.add_row(h.name, _red(facts), *[""] * 6)
             continue
         disks = "; ".join(
             f"{d.name} {d.transport} {d.size_bytes / 2**30:.1f}G {d.scheduler} ra={d.read_ahead_kb}"
@@ -110,7 +122,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
     failed = sorted(name for name, facts in results.items() if isinstance(facts, str))
     if args.json:
         out = {
-            h.name: ({"error": f} if isinstance(f := results.get(h.name, "not probed"), str) else f.to_json())
+            h.name: (
+                {"error": f}
+                if isinstance(f := results.get(h.name, "not probed"), str)
+                else redact_facts(f.to_json(), secret_keys(h.data))
+            )
             for h in hosts
         }
         print(json.dumps(out, indent=2))
@@ -132,19 +148,25 @@ def cmd_plan(args: argparse.Namespace) -> int:
         facts = results.get(h.name, "not probed")
         if isinstance(facts, str):
             out[h.name] = {"error": facts}
-            code = 1
+            code = max(code, 1)
             continue
-        plan = plan_host(h.name, facts, h.settings)
-        out[h.name] = {"facts": facts.to_json(), "plan": plan.to_json()}
+        try:
+            plan = plan_host(h.name, facts, h.settings)
+        except FleetforgeError as exc:  # PlanError: this host's data does not fit its hardware
+            out[h.name] = {"error": str(exc)}
+            code = EXIT_BAD_INPUT
+            continue
+        keys = secret_keys(h.data)
+        out[h.name] = {"facts": redact_facts(facts.to_json(), keys), "plan": redact_plan(plan.to_json(), keys)}
         if not args.json:
             console.print(_facts_table(h.name, facts))
-            console.print(_plan_table(plan))
+            console.print(_plan_table(plan, keys))
     if args.json:
         print(json.dumps(out, indent=2))
     else:
         for name, item in out.items():
             if "error" in item:
-                console.print(f"[red]{name}: {item['error']}[/red]")
+                console.print(_red(f"{name}: {item['error']}"))
     return code
 
 
@@ -159,7 +181,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     cache = nixcache_verify.prepare(hosts, testinfra_host)
     with ThreadPoolExecutor(max_workers=min(32, max(1, len(hosts)))) as pool:
         outcomes = list(
-            pool.map(lambda h: verify_host(h.name, h.data, cache.settings(h.name, h.settings), cache.checks), hosts)
+            pool.map(
+                lambda h: verify_host(
+                    h.name, h.data, cache.settings(h.name, h.settings), cache.checks, cache.nixos_modules(h.name)
+                ),
+                hosts,
+            )
         )
     results = [r for _, host_results in outcomes for r in host_results]
     code = exit_code(results)
@@ -172,7 +199,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         ok = len(host_results) - len(bad)
         console.print(f"{h.name}: {ok}/{len(host_results)} checks passed")
         for r in bad:
-            console.print(f"  {r.line()}", style="red" if r.severity == "fail" else "yellow", markup=False)
+            console.print(f"  {r.line()}", style="red" if r.severity == "fail" else "yellow")
     console.print({0: "verify: all hosts pass", 1: "verify: FAILED", 2: "verify: passed with warnings"}[code])
     return code
 
@@ -256,7 +283,7 @@ def cmd_bundle_status(args: argparse.Namespace) -> int:
         table.add_column(column, overflow="fold")
     for name, item in out.items():
         if "error" in item:
-            table.add_row(name, f"[red]{item['error']}[/red]", *[""] * 5)
+            table.add_row(name, _red(item["error"]), *[""] * 5)
             continue
         verdict = item["reason"] or item["verdict"]
         table.add_row(

@@ -5,26 +5,101 @@ and yield quoted commands, or call ``host.noop`` when nothing is to change.
 
 Why ``managed_file`` and not ``files.template``/``files.put``: pyinfra's file operations ask
 the host for ``File`` and ``Sha1File`` facts (two round trips per file and per run), overwrite
-in place when uploading without sudo, and keep no backup. The probe already holds each managed
-file's content, so ``managed_file`` needs no extra round trip, backs up what it replaces and
-renames a fully written temporary file into place (atomic on the same filesystem).
+in place when uploading without sudo, keep no backup, and with sudo upload through
+``/tmp/pyinfra-<sha1 of the path>``, a name any local user can predict and plant first. The
+probe already holds each managed file's content, so ``managed_file`` needs no extra round trip;
+it sends the content on the command's stdin (no SFTP, no temporary file outside the
+destination's directory) to ``WRITE_SCRIPT``, which writes it safely and durably.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import posixpath
+import re
 import sys
 from datetime import UTC, datetime
-from io import BytesIO
 
 from pyinfra import host, logger, state
-from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.api import OperationValueError, QuoteString, StringCommand, operation
 from pyinfra.operations.util.files import generate_color_diff
 
 from fleetforge.models import HostFacts, ManagedFile, TuningPlan
 from fleetforge.paths import BACKUP_SUFFIX, SYSCTL_CONF
+from fleetforge.secrets import redact_file, secret_keys
 
 RUN_STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+NEW_FILE_MODE = "644"  # a file that does not exist yet, when the plan sets no mode
+STALE_TEMP_MINUTES = 60  # temporary files older than this, left by a run killed mid-write, are removed
+
+# Runs as root (pyinfra adds sudo/su when asked): sh -c WRITE_SCRIPT fleetforge-write DEST MODE
+# OWNER GROUP BACKUP SHA256, with DEST's content base64-encoded on stdin; empty MODE/OWNER/GROUP
+# keep the existing file's (a new file: NEW_FILE_MODE, root), empty BACKUP makes none.
+# - DEST's directory must not let other users swap names in it while root writes: owned by root,
+#   by the user running the script or by the login user that ran sudo, and not writable by group
+#   or others unless sticky (then others cannot rename or remove root's files: chmod(1) "restricted
+#   deletion flag"), so no symlink is followed and the rename is the one intended;
+# - the new file is created by mktemp(1) next to DEST (O_EXCL, mode 0600, unpredictable name,
+#   same filesystem so rename(2) is atomic) and written with dd oflag=nofollow;
+# - its SHA-256 is checked, owner and mode are set, the old file is copied to BACKUP
+#   (cp --remove-destination: never through a symlink planted there), both are fsync'd
+#   (sync(1) FILE, coreutils >= 8.24), the new file is renamed over DEST (mv -T: never into a
+#   directory) and DEST's directory is fsync'd, so a file reported written survives a power cut;
+# - on any failure or signal the temporary file (and a backup made by this run) is removed and
+#   the command fails with "fleetforge: writing DEST failed: <step's own error>" on stderr.
+WRITE_SCRIPT = r"""
+set -u
+dest=$1 mode=$2 owner=$3 group=$4 bak=$5 sha=$6
+tmp= made_bak=
+fail() {
+  trap - HUP INT TERM PIPE
+  [ -z "$tmp" ] || rm -f -- "$tmp"
+  [ -z "$made_bak" ] || rm -f -- "$bak"
+  printf 'fleetforge: writing %s failed: %s\n' "$dest" "$1" >&2
+  exit 1
+}
+trap 'fail "interrupted by a signal"' HUP INT TERM PIPE
+step() { out=$("$@" 2>&1) || fail "${out:-$1 failed}"; }
+write() { base64 -d | dd of="$tmp" oflag=nofollow bs=65536 status=none; }
+digest() { sha256sum < "$tmp"; }
+dir=$(dirname -- "$dest") base=$(basename -- "$dest")
+step mkdir -p -- "$dir"
+step stat -L -c '%u %a' -- "$dir"
+uid=${out% *} perm=${out#* }
+[ "$uid" = 0 ] || [ "$uid" = "$(id -u)" ] || [ "$uid" = "${SUDO_UID:-0}" ] ||
+  fail "$dir is owned by uid $uid, not by root or the deploying user"
+[ $((0$perm & 022)) = 0 ] || [ $((0$perm & 01000)) != 0 ] ||
+  fail "$dir is writable by group or others (mode $perm)"
+for old in "$dir/.$base".fleetforge-??????????; do
+  [ -f "$old" ] && [ -n "$(find "$old" -maxdepth 0 -mmin +STALE)" ] && rm -f -- "$old"
+done
+step mktemp -- "$dir/.$base.fleetforge-XXXXXXXXXX"
+tmp=$out
+step write
+step digest
+[ "${out%% *}" = "$sha" ] || fail "the written content does not match (sha256 ${out%% *}, expected $sha)"
+if [ -e "$dest" ]; then
+  step chown -h --reference="$dest" -- "$tmp"
+  step chmod --reference="$dest" -- "$tmp"
+else
+  mode=${mode:-NEWMODE}
+fi
+[ -z "$owner" ] || step chown -h -- "$owner" "$tmp"
+[ -z "$group" ] || step chgrp -h -- "$group" "$tmp"
+[ -z "$mode" ] || step chmod -- "$mode" "$tmp"
+if [ -n "$bak" ] && [ -e "$dest" ]; then
+  made_bak=1
+  step cp -p --remove-destination -- "$dest" "$bak"
+  step sync -- "$bak"
+fi
+step sync -- "$tmp"
+step mv -f -T -- "$tmp" "$dest"
+tmp= made_bak=
+step sync -- "$dir"
+""".replace("STALE", str(STALE_TEMP_MINUTES)).replace("NEWMODE", NEW_FILE_MODE)
+
+_MODE = re.compile(r"[0-7]{3,4}")
 
 
 def show_diff() -> bool:
@@ -38,34 +113,66 @@ def backup_path(dest: str, stamp: str = RUN_STAMP) -> str:
     return dest + BACKUP_SUFFIX.format(stamp=stamp)
 
 
+def write_file_command(
+    dest: str, content: str, mode: str | None = None, user: str | None = None, group: str | None = None,
+    backup: str | None = None,
+) -> StringCommand:  # fmt: skip
+    """The one command that makes ``dest`` hold ``content`` (``WRITE_SCRIPT``, content on stdin).
+
+    ``mode``: octal string like ``"640"``; ``mode``/``user``/``group`` ``None`` keep the existing
+    file's (new file: ``NEW_FILE_MODE``, root). ``backup``: where to copy the replaced file.
+    Raises ``ValueError`` for a relative ``dest`` or a mode that is not 3-4 octal digits.
+    """
+    if not posixpath.isabs(dest) or dest.endswith("/"):
+        raise ValueError(f"managed file: expected an absolute file path, got {dest!r}")
+    if mode is not None and not _MODE.fullmatch(mode):
+        raise ValueError(f"managed file {dest}: expected an octal mode like 644, got {mode!r}")
+    data = content.encode()
+    args = (dest, mode or "", user or "", group or "", backup or "", hashlib.sha256(data).hexdigest())
+    return StringCommand(
+        "sh", "-c", QuoteString(WRITE_SCRIPT), "fleetforge-write", *(QuoteString(a) for a in args),
+        _stdin=base64.encodebytes(data).decode(),
+    )  # fmt: skip
+
+
+def _log_diff(dest: str, current: ManagedFile | None, content: str) -> None:
+    """``--diff``/``--dry``: the change as a unified diff, secret values masked (``secrets``)."""
+    keys = secret_keys(host.data)
+    host.log(f"Will {'modify' if current else 'create'} {dest}", logger.info)
+    old = redact_file(dest, current.content if current else "", keys).splitlines(keepends=True)
+    new = redact_file(dest, content, keys).splitlines(keepends=True)
+    for line in generate_color_diff(old, new):
+        logger.info("  %s", line)
+
+
 @operation()
-def managed_file(dest: str, content: str, current: ManagedFile | None, mode: str = "644", backup: bool = True):
+def managed_file(
+    dest: str, content: str, current: ManagedFile | None, mode: str | None = None, user: str | None = None,
+    group: str | None = None, backup: bool = True,
+):  # fmt: skip
     """Make ``dest`` hold exactly ``content``.
 
-    + dest: remote path
+    + dest: absolute remote path
     + content: desired text
     + current: the file as the probe found it (``None`` when absent)
-    + mode: octal permission string applied before the rename
+    + mode: octal permission string; ``None`` keeps the existing file's (a new one gets 644)
+    + user, group: owner to set; ``None`` keeps the existing file's (a new one: root)
     + backup: copy an existing, different file to ``backup_path(dest)`` first
 
-    Writes ``<dest>.fleetforge-new`` then ``mv -f`` over ``dest``, so readers never see a
-    half-written file. With ``--diff`` or ``--dry`` the change is shown as a unified diff.
+    One command (``WRITE_SCRIPT``): readers never see a half-written file, nothing is left
+    behind when it fails, and the failure names ``dest`` and the cause. With ``--diff`` or
+    ``--dry`` the change is shown as a unified diff with secret values masked.
     """
     if current is not None and current.content == content:
         host.noop(f"{dest} is up to date")
         return
+    try:
+        command = write_file_command(dest, content, mode, user, group, backup_path(dest) if backup else None)
+    except ValueError as exc:
+        raise OperationValueError(str(exc)) from None
     if show_diff():
-        host.log(f"Will {'modify' if current else 'create'} {dest}", logger.info)
-        old = (current.content if current else "").splitlines(keepends=True)
-        for line in generate_color_diff(old, content.splitlines(keepends=True)):
-            logger.info("  %s", line)
-    temp = dest + ".fleetforge-new"
-    yield StringCommand("mkdir", "-p", QuoteString(posixpath.dirname(dest)))
-    if current is not None and backup:
-        yield StringCommand("cp", "-p", QuoteString(dest), QuoteString(backup_path(dest)))
-    yield FileUploadCommand(BytesIO(content.encode()), temp, remote_temp_filename=host.get_temp_filename(temp))
-    yield StringCommand("chmod", mode, QuoteString(temp))
-    yield StringCommand("mv", "-f", QuoteString(temp), QuoteString(dest))
+        _log_diff(dest, current, content)
+    yield command
 
 
 def io_drift(plan: TuningPlan, facts: HostFacts) -> list[str]:
