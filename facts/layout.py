@@ -6,7 +6,10 @@ files outside ``HostProbe``'s fixed list (``FileContents``). Each is one round t
 reads back a layout mounted under ``mount_root``: ``findmnt``, ``btrfs subvolume list``,
 ``btrfs property get ... compression``, ``lsattr -d`` and the swap file's size.
 
-Parse problems raise ``FactProcessError`` so that only the host with the odd output fails.
+Parse problems raise ``FactProcessError`` so that only the host with the odd output fails. Host
+output is untrusted (``facts.sections``): no text of a ``DiskState`` holds a control character,
+device and partition nodes are ``/dev`` nodes of udev's characters (they land in ``wipefs`` and
+``sgdisk`` commands, quoted), and ``btrfs subvolume list`` lines must have its exact shape.
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ import re
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
-from facts.probe import parse_files
-from facts.sections import parse_or_fail, split_sections
+from facts.sections import DEV_NODE, host_value, parse_files, parse_or_fail, refuse_control, split_sections
 from fleetforge.models import ManagedFile, Model
 
 DISK_SCRIPT = r"""
@@ -28,7 +30,7 @@ echo @@lsblk; [ -b "$dev" ] && lsblk -J -b -o NAME,PATH,TYPE,SIZE,SERIAL,MOUNTPO
 echo @@sfdisk; [ -b "$dev" ] && sfdisk -J "$dev" 2>/dev/null
 echo @@wipefs
 if [ -b "$dev" ]; then
-  for p in $(lsblk -lnpo NAME "$dev"); do wipefs -n --noheadings -O DEVICE,TYPE,OFFSET "$p" 2>&1; done
+  lsblk -lnpo NAME "$dev" | while IFS= read -r p; do wipefs -n --noheadings -O DEVICE,TYPE,OFFSET "$p" 2>&1; done
 fi
 echo @@swaps; tail -n +2 /proc/swaps | while read -r f _; do readlink -f "$f"; done
 echo @@findmnt; findmnt -J -R -o TARGET,SOURCE,FSTYPE,OPTIONS "$root" 2>/dev/null
@@ -44,6 +46,7 @@ if mountpoint -q "$root" && [ "$(findmnt -no FSTYPE "$root")" = btrfs ]; then
 fi
 echo @@done
 """
+_SUBVOLUME_LINE = re.compile(r"ID \d+ gen \d+ top level \d+ path (.+)")
 # Signatures of partition tables, not filesystems (wipefs TYPE).
 PARTITION_TABLE_TYPES = ("gpt", "PMBR", "dos", "atari", "bsd", "mac", "sgi", "sun")
 
@@ -144,6 +147,8 @@ def parse_disk_state(output: list[str]) -> DiskState:
     """
     s = split_sections(output, "DiskStateFact", ("done",))
     device = next((line.strip() for line in s.get("device", []) if line.strip()), None)
+    if device is not None:
+        host_value("DiskStateFact", "device", device, DEV_NODE, "a /dev node like /dev/vdb")
     lsblk_text = "\n".join(s.get("lsblk", [])).strip()
     disk: dict = json.loads(lsblk_text)["blockdevices"][0] if lsblk_text else {}
     mountpoints = {child["path"]: child.get("mountpoint") for child in disk.get("children") or []}
@@ -157,7 +162,7 @@ def parse_disk_state(output: list[str]) -> DiskState:
     table: dict = json.loads(sfdisk_text)["partitiontable"] if sfdisk_text else {}
     partitions = []
     for part in table.get("partitions", []):
-        node = part["node"]
+        node = host_value("DiskStateFact", "sfdisk node", part["node"], DEV_NODE, "a /dev node like /dev/vdb1")
         number = re.search(r"(\d+)$", node)
         partitions.append(
             DiskPartition(
@@ -174,16 +179,17 @@ def parse_disk_state(output: list[str]) -> DiskState:
     mounts = _flatten(json.loads(findmnt_text)["filesystems"]) if findmnt_text else []
     names = []
     for line in s.get("subvolumes", []):
-        match = re.search(r" path (.+)$", line)
-        if match:
-            names.append(match.group(1))
+        match = _SUBVOLUME_LINE.fullmatch(line)
+        if not match:
+            raise ValueError(f"btrfs subvolume list: expected 'ID N gen N top level N path NAME', got {line!r}")
+        names.append(match.group(1))
     attrs = {}
     for line in s.get("subvol", []):
         mountpoint, prop, flags = line.split("|", 2)
         value = prop.partition("=")[2].strip() or None
         attrs[mountpoint] = SubvolumeAttrs(compression=value, attrs=flags.strip())
     swapfile = [line.strip() for line in s.get("swapfile", []) if line.strip()]
-    return DiskState(
+    state = DiskState(
         device=device,
         serial=(disk.get("serial") or "").strip() or None,
         size_bytes=int(disk["size"]) if disk else None,
@@ -197,6 +203,8 @@ def parse_disk_state(output: list[str]) -> DiskState:
         subvolume_attrs=attrs,
         swapfile_bytes=int(swapfile[0]) if swapfile else None,
     )
+    refuse_control("DiskStateFact", state.model_dump())
+    return state
 
 
 FILES_SCRIPT = r"""
@@ -217,7 +225,7 @@ class FileContents(FactBase[dict]):
         return StringCommand("sh", "-c", QuoteString(FILES_SCRIPT), "fleetforge-files", *quoted)
 
     def process(self, output: list[str]) -> dict[str, ManagedFile | None]:
-        return parse_files(output)
+        return parse_or_fail("FileContents", parse_files, output)
 
     @staticmethod
     def default() -> dict:

@@ -6,12 +6,14 @@ many small facts pays one round trip each (pyinfra issues #17, #805). This fact 
 pure ``process()`` into a ``fleetforge.models.HostFacts``.
 
 Any parse problem raises ``FactProcessError`` so that only the host with the odd output fails.
+Host output is untrusted (``facts.sections``): no text of the parsed fact holds a control
+character, and the values that land in udev rules, ``/sys`` paths, disko.nix and commands match
+a whole-value pattern (kernel names, ``/dev`` nodes, scheduler and algorithm names); by-id links
+of other characters are not used. Refusals name the field and the value as ``repr``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import shlex
@@ -20,12 +22,23 @@ from collections.abc import Iterable
 from pyinfra.api import FactBase, QuoteString, StringCommand
 from pyinfra.api.exceptions import FactProcessError
 
-from facts.sections import parse_or_fail, split_sections
+from facts.sections import (
+    BY_ID_LINK,
+    DEV_NODE,
+    NODE_NAME,
+    SYSCTL_KEY,
+    WORD,
+    host_value,
+    kernel_name,
+    parse_files,
+    parse_or_fail,
+    refuse_control,
+    split_sections,
+)
 from fleetforge.models import (
     Cpu,
     Disk,
     HostFacts,
-    ManagedFile,
     Memory,
     NixInfo,
     OsRelease,
@@ -130,12 +143,16 @@ class HostProbe(FactBase[HostFacts]):
 
 
 def parse_probe(output: list[str]) -> HostFacts:
-    """Pure parser: probe stdout lines -> ``HostFacts``."""
+    """Pure parser: probe stdout lines -> ``HostFacts``. Raises ``FactProcessError`` naming the
+    field and value of anything malformed or unsafe (see the module docstring)."""
     s = split_sections(output, "HostProbe", REQUIRED_SECTIONS, markers=("@@end-file",))
     swaps = parse_swaps(s.get("swaps", []))
     tools = {line.strip() for line in s.get("tools", [])}
     nix_line = next((t for t in tools if t.startswith("nix ")), None)
-    return HostFacts(
+    managers = sorted(t[3:] for t in tools if t.startswith("pm "))
+    if set(managers) - set(PACKAGE_MANAGERS):
+        raise FactProcessError(f"HostProbe: package manager: expected one of {PACKAGE_MANAGERS}, got {managers!r}")
+    facts = HostFacts(
         kernel_release=_first(s.get("kernel", []), "kernel"),
         disks=parse_disks(s["lsblk"], s["queue"], s.get("byid", [])),
         cpu=parse_cpu(s["cpu"]),
@@ -143,18 +160,24 @@ def parse_probe(output: list[str]) -> HostFacts:
         virtualization=parse_virt(s.get("virt", [])),
         firmware="efi" if _first(s.get("firmware", ["bios"]), "firmware") == "efi" else "bios",
         os=parse_os_release(s["os-release"]),
-        sysctl=dict(line.split("=", 1) for line in s.get("sysctl", []) if "=" in line),
+        sysctl={
+            host_value("HostProbe", "sysctl key", key, SYSCTL_KEY, "a sysctl key like vm.swappiness"): value
+            for key, _, value in (line.partition("=") for line in s.get("sysctl", []) if "=" in line)
+        },
         zram=parse_zram(s.get("zram", []), swaps),
         zram_generator="zram-generator" in tools,
-        package_manager=next((t[3:] for t in sorted(tools) if t.startswith("pm ")), None),
+        package_manager=managers[0] if managers else None,
         nix=NixInfo(
             installed=nix_line is not None,
             version=_nix_version(nix_line),
             conf_present="nix-conf" in tools,
             daemon_unit="nix-daemon-unit" in tools,
         ),
-        files=parse_files(s.get("files", [])),
+        files=parse_files(s.get("files", []), "HostProbe"),
     )
+    # Every text value, except the managed files' own content (it goes back to the same host).
+    refuse_control("HostProbe", facts.model_dump(exclude={"files"}))
+    return facts
 
 
 def _first(lines: list[str], what: str) -> str:
@@ -172,7 +195,13 @@ def _nix_version(line: str | None) -> str | None:
 
 
 def parse_disks(lsblk_lines: list[str], queue_lines: list[str], byid_lines: list[str]) -> list[Disk]:
-    """Whole disks from ``lsblk -J -b`` joined with their ``/sys/block/*/queue`` values."""
+    """Whole disks from ``lsblk -J -b`` joined with their ``/sys/block/*/queue`` values.
+
+    A disk's name must be a kernel block device name and its path ``/dev/<name>``; scheduler
+    names must be plain words; partitions must be ``/dev`` nodes of udev's characters
+    (``FactProcessError`` otherwise). by-id links of other characters are ignored: udev makes
+    them from sanitised ID_SERIAL values, so a link of other characters is not one to name.
+    """
     tree = json.loads("\n".join(lsblk_lines))
     queues: dict[str, list[str]] = {}
     for line in queue_lines:
@@ -183,18 +212,24 @@ def parse_disks(lsblk_lines: list[str], queue_lines: list[str], byid_lines: list
     by_id: dict[str, list[str]] = {}
     for line in byid_lines:
         link, _, target = line.partition("|")
-        by_id.setdefault(target, []).append(link)
+        if BY_ID_LINK.fullmatch(link):
+            by_id.setdefault(target, []).append(link)
 
     disks = []
     for dev in tree["blockdevices"]:
         name = dev["name"]
         if dev["type"] != "disk" or name.startswith(IGNORED_DISK_PREFIXES):
             continue
+        kernel_name("HostProbe", "lsblk name", name)
         if name not in queues:
             raise FactProcessError(f"HostProbe: no queue attributes for disk {name}")
         _, sys_path, sched_line, rota, read_ahead, nr_requests = queues[name]
         current, available = parse_scheduler(sched_line)
+        for scheduler in available:
+            host_value("HostProbe", f"queue/scheduler of {name}", scheduler, WORD, "scheduler names like mq-deadline")
         path = dev.get("path") or f"/dev/{name}"
+        if path != f"/dev/{name}":
+            raise FactProcessError(f"HostProbe: lsblk path of {name}: expected {f'/dev/{name}'!r}, got {path!r}")
         disks.append(
             Disk(
                 name=name,
@@ -216,9 +251,11 @@ def parse_disks(lsblk_lines: list[str], queue_lines: list[str], byid_lines: list
 
 
 def _partition(dev: dict) -> Partition:
+    name = host_value("HostProbe", "lsblk name", dev["name"], NODE_NAME, "a device name like vda1 or vg-root")
+    path = dev.get("path") or f"/dev/{name}"
     return Partition(
-        name=dev["name"],
-        path=dev.get("path") or f"/dev/{dev['name']}",
+        name=name,
+        path=host_value("HostProbe", f"lsblk path of {name}", path, DEV_NODE, "a /dev node like /dev/vda1"),
         size_bytes=int(dev["size"]),
         fstype=dev.get("fstype"),
         mountpoint=dev.get("mountpoint"),
@@ -332,7 +369,7 @@ def parse_virt(lines: list[str]) -> str:
     """``systemd-detect-virt`` output, or the DMI fallback line ``dmi|vendor|product``."""
     line = _first(lines or ["none"], "virt")
     if not line.startswith("dmi|"):
-        return line
+        return host_value("HostProbe", "virtualization", line, WORD, "a systemd-detect-virt id like kvm")
     text = line.lower()
     if "microsoft" in text:
         return "microsoft"
@@ -360,7 +397,10 @@ def parse_zram(lines: list[str], swaps: list[SwapDevice]) -> list[ZramDevice]:
     devices = []
     for line in lines:
         name, disksize, algorithms = line.split("|")
+        kernel_name("HostProbe", "zram device", name)
         current, _ = parse_scheduler(algorithms)  # same "[selected]" notation
+        if current is not None:
+            host_value("HostProbe", f"comp_algorithm of {name}", current, WORD, "an algorithm name like lz4")
         devices.append(
             ZramDevice(
                 name=name,
@@ -370,29 +410,3 @@ def parse_zram(lines: list[str], swaps: list[SwapDevice]) -> list[ZramDevice]:
             )
         )
     return devices
-
-
-def parse_files(lines: list[str]) -> dict[str, ManagedFile | None]:
-    """``file PATH SHA`` + base64 body + ``@@end-file``, or ``absent PATH``."""
-    files: dict[str, ManagedFile | None] = {}
-    i = 0
-    while i < len(lines):
-        kind, _, rest = lines[i].partition(" ")
-        if kind == "absent":
-            files[rest] = None
-        elif kind == "file":
-            path, sha = rest.rsplit(" ", 1)
-            body = []
-            i += 1
-            while i < len(lines) and lines[i] != "@@end-file":
-                body.append(lines[i])
-                i += 1
-            try:
-                content = base64.b64decode("".join(body), validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError) as exc:
-                raise FactProcessError(f"HostProbe: bad content for {path}: {exc}") from exc
-            files[path] = ManagedFile(sha256=sha, content=content)
-        elif lines[i].strip():
-            raise FactProcessError(f"HostProbe: bad files line {lines[i]!r}")
-        i += 1
-    return files

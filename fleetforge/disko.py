@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from pyinfra import host, inventory, logger
+from pyinfra import host, logger
 from pyinfra.api import deploy
 
 from facts.layout import FileContents
@@ -20,7 +20,7 @@ from fleetforge.models import HostFacts
 from fleetforge.nixos import to_nix
 from fleetforge.operations import managed_file
 from fleetforge.render import render
-from fleetforge.settings import validate_hosts
+from fleetforge.settings import inventory_settings
 
 
 def render_disko(layout: DiskLayout) -> str:
@@ -55,7 +55,7 @@ def push_disko() -> None:
     Raises ``SettingsError`` (any host's data invalid) or ``PlanError`` (the layout does not fit
     this host's hardware) while pyinfra prepares, before any operation runs.
     """
-    settings = validate_hosts({h.name: h.data.dict() for h in inventory})[host.name].disk_layout or LayoutSettings()
+    settings = inventory_settings(host.inventory)[host.name].disk_layout or LayoutSettings()
     facts: HostFacts | None = host.get_fact(HostProbe, sysctl_keys=())
     if facts is None:  # the probe failed: pyinfra has already marked this host failed
         return

@@ -20,15 +20,19 @@ whether the rollback reached the recorded state.
 
 from __future__ import annotations
 
+import posixpath
+import re
 import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from facts.sections import SHA256, SYSCTL_KEY, WORD, is_kernel_name
 from fleetforge.operations import NIX_DAEMON_RESTART, SYSCTL_APPLY, UDEV_APPLY, ZRAM_APPLY, ZRAM_REMOVE
 from fleetforge.paths import MANAGED_FILES, NIX_CONF, SYSCTL_CONF, UDEV_RULES, ZRAM_GENERATOR_CONF
 from fleetforge.planner import plan_host
 from fleetforge.settings import HostSettings
-from fleetforge.verify import CheckResult, checks_for, probe_with, run_checks, testinfra_host
+from fleetforge.textcheck import has_control
+from fleetforge.verify import CheckResult, checks_for, persistence_checks, probe_with, run_checks, testinfra_host
 
 SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
 
@@ -68,23 +72,37 @@ class HostSnapshot:
         return out
 
 
+_BACKUP = re.compile(r"(?P<path>/.+)\.fleetforge-\d{8}T\d{6}Z\.bak")
+_MANAGED_DIRS = frozenset(posixpath.dirname(path) for path in MANAGED_FILES)
+
+
 def parse_state(text: str) -> tuple[dict[str, str | None], list[str], list[str], str | None, bool]:
-    """``(files, backups, directories, generation, zram0 exists)`` from ``STATE_SCRIPT``."""
+    """``(files, backups, directories, generation, zram0 exists)`` from ``STATE_SCRIPT``.
+
+    Host output: each line is checked on its own. ``F`` lines must name a managed file and a
+    sha256, ``D`` lines a managed file's directory; ``B`` lines that are not
+    ``<managed file>.fleetforge-<UTC stamp>.bak`` are not fleetforge's backups and are left out.
+    Raises ``ValueError`` naming the line (as ``repr``) for anything else.
+    """
     files: dict[str, str | None] = dict.fromkeys(MANAGED_FILES)
     backups, dirs, generation, zram = [], set(), None, False
     for line in text.splitlines():
         tag, _, rest = line.partition(" ")
-        if tag == "F":
-            digest, _, path = rest.partition(" ")
+        digest, _, path = rest.partition(" ")
+        backup = _BACKUP.fullmatch(rest)
+        if tag == "F" and path in files and SHA256.fullmatch(digest):
             files[path] = digest
         elif tag == "B":
-            backups.append(rest)
-        elif tag == "D":
+            if backup and backup.group("path") in files:
+                backups.append(rest)
+        elif tag == "D" and rest in _MANAGED_DIRS:
             dirs.add(rest)
-        elif tag == "G":
+        elif tag == "G" and rest and not has_control(rest):
             generation = rest
-        elif tag == "Z":
+        elif tag == "Z" and not rest:
             zram = True
+        elif line.strip():
+            raise ValueError(f"state script: unexpected line {line!r}")
     return files, sorted(backups), sorted(dirs), generation, zram
 
 
@@ -122,7 +140,7 @@ def inspect(
     host = host or _connect(name, data)
     facts = probe_with(host, settings)
     plan = plan_host(name, facts, settings)
-    checks = list(checks_for(plan, nixos=facts.os.is_nixos))
+    checks = [*checks_for(plan, nixos=facts.os.is_nixos), *persistence_checks(plan, facts)]
     results = run_checks(name, host, checks)
     out = host.run(shlex.join(["sh", "-c", STATE_SCRIPT, "fleetforge-state", *MANAGED_FILES]))
     if out.rc != 0:
@@ -170,38 +188,74 @@ def new_backups(pre: HostSnapshot, post: HostSnapshot) -> list[str]:
     return [b for b in post.backups if b not in pre.backups]
 
 
+def _write(value: str, path: str) -> str:
+    """``echo VALUE > PATH`` with both words quoted (``shlex``)."""
+    return f"{shlex.join(['echo', value])} > {shlex.quote(path)}"
+
+
 def rollback_commands(pre: HostSnapshot, post: HostSnapshot) -> tuple[list[str], list[str]]:
     """Shell commands that return ``post`` to ``pre``: ``(commands, problems)``.
 
-    ``problems``: files that changed but cannot be restored (no backup from this run)."""
+    Every value that came from the host (backup and directory paths, sysctl keys and values,
+    disk names, schedulers) is one quoted word (``shlex.join``/``shlex.quote``); a disk name
+    that is not a kernel name, or a sysctl key or scheduler of other characters, is not written
+    back but reported in ``problems``, as are files that changed without a backup from this run.
+    """
     cmds: list[str] = []
     problems: list[str] = []
-    q = shlex.quote
     changed = changed_files(pre, post)
     made = new_backups(pre, post)
     for path in changed:
         if pre.files.get(path) is None:
-            cmds.append(f"rm -f {q(path)}")
+            cmds.append(shlex.join(["rm", "-f", path]))
             continue
         mine = sorted(b for b in made if b.startswith(path + ".fleetforge-"))
         if not mine:
             problems.append(f"{path} changed but this run left no backup of it")
             continue
-        cmds.append(f"mv -f {q(mine[-1])} {q(path)}")
+        cmds.append(shlex.join(["mv", "-f", mine[-1], path]))
     # directories the deploy created (``mkdir -p`` before a new file), deepest first
     for directory in sorted(set(post.dirs) - set(pre.dirs), key=lambda d: (-d.count("/"), d)):
-        cmds.append(f"rmdir {q(directory)}")
+        cmds.append(shlex.join(["rmdir", directory]))
+    cmds += _reapply(pre, post, changed)
+    # the kernel keeps live values after their file is gone: write back what was recorded
+    for key, value in pre.sysctl.items():
+        if post.sysctl.get(key) == value:
+            continue
+        if SYSCTL_KEY.fullmatch(key) and not has_control(value):
+            cmds.append(shlex.join(["sysctl", "-q", "-w", f"{key}={value}"]))
+        else:
+            problems.append(f"sysctl {key!r} = {value!r} is not restored: not a sysctl key and value")
+    for disk, values in pre.disks.items():
+        if not is_kernel_name(disk):
+            problems.append(f"disk {disk!r} is not restored: not a kernel block device name")
+            continue
+        queue = f"/sys/block/{disk}/queue"
+        scheduler = values.get("scheduler")
+        if scheduler and WORD.fullmatch(str(scheduler)):
+            cmds.append(_write(str(scheduler), f"{queue}/scheduler"))
+        elif scheduler:
+            problems.append(f"disk {disk}: scheduler {scheduler!r} is not restored: not a scheduler name")
+        if values.get("read_ahead_kb") is not None:
+            cmds.append(_write(str(int(values["read_ahead_kb"])), f"{queue}/read_ahead_kb"))
+    return cmds, problems
+
+
+def _reapply(pre: HostSnapshot, post: HostSnapshot, changed: list[str]) -> list[str]:
+    """Commands that make the restored files live again (fixed commands, no host values)."""
+    cmds: list[str] = []
     restored = {p for p in changed if pre.files.get(p) is not None}
     if pre.is_nixos:
         if post.generation != pre.generation:
             cmds.append("nixos-rebuild switch --rollback")
         elif changed:
-            cmds.append(f"{SYSTEM_PROFILE}/bin/switch-to-configuration test")
-    elif UDEV_RULES in changed:
+            cmds.append(shlex.join([f"{SYSTEM_PROFILE}/bin/switch-to-configuration", "test"]))
+        return cmds
+    if UDEV_RULES in changed:
         cmds += [str(c.get_raw_value()) for c in UDEV_APPLY]
-    if not pre.is_nixos and SYSCTL_CONF in restored:
+    if SYSCTL_CONF in restored:
         cmds += [str(c.get_raw_value()) for c in SYSCTL_APPLY]
-    if not pre.is_nixos and (ZRAM_GENERATOR_CONF in changed or pre.zram_device != post.zram_device):
+    if ZRAM_GENERATOR_CONF in changed or pre.zram_device != post.zram_device:
         zram_before = pre.checks.get("zram0 swap priority") is not None or pre.checks.get("zram0 swap") == "active"
         if zram_before:
             cmds += [str(c.get_raw_value()) for c in ZRAM_APPLY]
@@ -209,20 +263,10 @@ def rollback_commands(pre: HostSnapshot, post: HostSnapshot) -> tuple[list[str],
             cmds += [str(c.get_raw_value()) for c in ZRAM_REMOVE]
             if not pre.zram_device:  # zram0 did not exist: reset it and unload the module
                 cmds.append("{ swapoff /dev/zram0; echo 1 > /sys/block/zram0/reset; modprobe -r zram; } 2>/dev/null")
-    if not pre.is_nixos and NIX_CONF in changed:
+    if NIX_CONF in changed:
         restart = " ".join(str(c.get_raw_value()) for c in NIX_DAEMON_RESTART)
         cmds.append(f"if systemctl cat nix-daemon.service >/dev/null 2>&1; then {restart}; fi")
-    # the kernel keeps live values after their file is gone: write back what was recorded
-    for key, value in pre.sysctl.items():
-        if post.sysctl.get(key) != value:
-            cmds.append(f"sysctl -q -w {q(f'{key}={value}')}")
-    for disk, values in pre.disks.items():
-        queue = f"/sys/block/{disk}/queue"
-        if values.get("scheduler"):
-            cmds.append(f"echo {q(str(values['scheduler']))} > {queue}/scheduler")
-        if values.get("read_ahead_kb") is not None:
-            cmds.append(f"echo {int(values['read_ahead_kb'])} > {queue}/read_ahead_kb")
-    return cmds, problems
+    return cmds
 
 
 def run_rollback(name: str, data: dict[str, Any], pre: HostSnapshot, post: HostSnapshot, host=None) -> dict[str, Any]:

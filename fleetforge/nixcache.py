@@ -237,7 +237,7 @@ def cache_host_files(roles: CacheRoles) -> dict[str, str]:
 
 def nfs_client_files(roles: CacheRoles) -> dict[str, str]:
     """``{path: content}`` that a (non-NixOS) client of an NFS cache gets: the mount unit. The
-    cache's host name is written with systemd's ``%`` specifiers escaped (systemd.unit(5))."""
+    cache's host name goes through the template's ``unit`` filter (``%`` specifiers escaped,
+    systemd.unit(5))."""
     what = f"{roles.address}:{CACHE_DIR}"
-    cache = roles.cache.replace("%", "%%")
-    return {MOUNT_UNIT: render("nix-cache-nfs.mount.j2", cache=cache, what=what, where=NFS_MOUNT)}
+    return {MOUNT_UNIT: render("nix-cache-nfs.mount.j2", cache=roles.cache, what=what, where=NFS_MOUNT)}

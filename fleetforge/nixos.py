@@ -23,7 +23,8 @@ from typing import Any
 
 from fleetforge.models import HostFacts, TuningPlan
 from fleetforge.paths import NIXOS_MODULE_DIR, NIXOS_MODULES
-from fleetforge.render import environment, render
+from fleetforge.render import render
+from fleetforge.render import to_nix as to_nix  # re-exported: the Nix writer every template uses
 
 # nix.conf keys whose NixOS option type is a list (nixos/modules/services/system/nix-daemon.nix).
 NIX_LIST_KEYS = frozenset(
@@ -31,46 +32,6 @@ NIX_LIST_KEYS = frozenset(
      "extra-substituters", "extra-trusted-public-keys", "system-features", "experimental-features"}
 )  # fmt: skip
 _INT = re.compile(r"^-?\d+$")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
-
-
-def to_nix(value: Any, indent: int = 0) -> str:
-    """A Python value as a Nix expression: dicts as attrsets (keys quoted when needed), lists,
-    strings (``\\``, ``"`` and ``${`` escaped), ints, bools, ``None`` as ``null``.
-
-    Raises ``TypeError`` for anything else (floats included: NixOS options here take none).
-    """
-    pad = "  " * indent
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if value is None:
-        return "null"
-    if isinstance(value, str) and value.endswith("\n") and "\t" not in value and "\r" not in value:
-        # Multi-line text as an indented string ('' ... ''): '' is written ''' and ${ is ''${.
-        body = value.replace("''", "'''").replace("${", "''${")
-        lines = "".join(f"{pad}  {line}\n" if line else "\n" for line in body[:-1].split("\n"))
-        return f"''\n{lines}{pad}''"
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
-        return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
-    if isinstance(value, list):
-        if not value:
-            return "[ ]"
-        return "[\n" + "".join(f"{pad}  {to_nix(v, indent + 1)}\n" for v in value) + f"{pad}]"
-    if isinstance(value, dict):
-        if not value:
-            return "{ }"
-        lines = []
-        for key, item in value.items():
-            name = key if _IDENT.match(key) else to_nix(key)
-            lines.append(f"{pad}  {name} = {to_nix(item, indent + 1)};\n")
-        return "{\n" + "".join(lines) + f"{pad}}}"
-    raise TypeError(f"cannot write {type(value).__name__} {value!r} as Nix")
-
-
-environment().filters["nix"] = to_nix
 
 
 def _typed(value: str) -> int | str:

@@ -22,16 +22,28 @@ def test_captured_outputs_parse_to_the_reviewed_fact(name):
     assert IsoDir().process(fixture["output"]).to_json() == fixture["fact"]
 
 
+def _in_section(section, change):
+    """A mangle that applies ``change`` to each line of ``section``."""
+
+    def mangle(out):
+        start = out.index(section) + 1
+        end = next(i for i in range(start, len(out)) if out[i].startswith("@@"))
+        return out[:start] + [change(line) for line in out[start:end]] + out[end:]
+
+    return mangle
+
+
 @pytest.mark.parametrize(
     "mangle",
     [
         lambda out: out[:-1],  # truncated: no @@done
-        lambda out: [
-            ("x y z" if line[:1].isdigit() and len(line.split()) == 3 and "." not in line else line) for line in out
-        ],
-        lambda out: [line.replace(line.split()[1], "nothex", 1) if line.endswith(".iso") else line for line in out],
+        _in_section("@@df", lambda line: "x y z"),
+        _in_section("@@files", lambda line: line.replace(line.split()[1], "nothex", 1)),
+        _in_section("@@files", lambda line: line + "zz"),  # a name that is not hex
+        _in_section("@@files", lambda line: f"{line} extra"),
+        _in_section("@@dir", lambda line: "root 755 0"),
     ],
-    ids=["truncated", "df-not-numbers", "bad-sha256"],
+    ids=["truncated", "df-not-numbers", "bad-sha256", "name-not-hex", "extra-field", "owner-not-a-number"],
 )
 def test_malformed_output_fails_that_host(mangle):
     output = json.loads((FIXTURES / "with-files-and-sums.json").read_text())["output"]

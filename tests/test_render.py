@@ -6,7 +6,7 @@ import pytest
 from fleetforge.models import ManagedFile
 from fleetforge.paths import NIX_CONF, SYSCTL_CONF, UDEV_RULES, ZRAM_GENERATOR_CONF
 from fleetforge.planner import plan_host
-from fleetforge.render import NIX_BEGIN, desired_files, environment, nix_kept_lines, render
+from fleetforge.render import NIX_BEGIN, comment, desired_files, environment, nix_kept_lines, render, unit_value
 from fleetforge.settings import HostSettings, settings_from_data
 from tests.conftest import facts_from
 
@@ -45,3 +45,48 @@ def test_nix_conf_keeps_foreign_lines_writes_each_key_once_and_is_idempotent():
 def test_kept_lines_drop_old_managed_block():
     text = f"a = 1\n{NIX_BEGIN}\ncores = 4\n# END fleetforge\nb = 2\n"
     assert nix_kept_lines(text, {"cores"}) == ["a = 1", "b = 2"]
+
+
+# One filter per target syntax (fleetforge.render): a value never changes a file's structure.
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain text", "plain text"),
+        ("a\nb", "a\\nb"),
+        ("a\rb\\", "a\\rb\\\\"),
+        ("\u2028\u202e\x1b", "\\u2028\\u202e\\x1b"),
+    ],
+)
+def test_comment_text_stays_on_one_line(text, expected):
+    assert comment(text) == expected
+    assert (
+        render("nixos-module.nix.j2", host=text, name="x.nix", options={})
+        .splitlines()[0]
+        .endswith(f"for {expected} (x.nix). Edit host data, not this file:")
+    )
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1:5000; include /etc/passwd", "a b", "x#y", "$host", "a\n", ""])
+def test_nginx_and_exports_values_are_one_bare_word(value):
+    with pytest.raises(ValueError, match="config: refusing value"):
+        render("nix-cache-nginx.conf.j2", listen=value, cache_dir="/var/cache/x", clients=[])
+    with pytest.raises(ValueError, match="config: refusing value"):
+        render("nix-cache.exports.j2", cache_dir="/var/cache/x", clients=[value])
+
+
+def test_nginx_and_exports_keep_their_structure():
+    nginx = render("nix-cache-nginx.conf.j2", listen="[fd00::1]:5000", cache_dir="/srv/c", clients=["10.0.0.2"])
+    assert "    listen [fd00::1]:5000;\n    root /srv/c;\n    allow 10.0.0.2;\n    deny all;\n" in nginx
+    exports = render("nix-cache.exports.j2", cache_dir="/srv/c", clients=["10.0.0.2", "10.0.0.3"])
+    assert exports.splitlines()[-1] == (
+        "/srv/c 10.0.0.2(ro,root_squash,no_subtree_check,sec=sys) 10.0.0.3(ro,root_squash,no_subtree_check,sec=sys)"
+    )
+
+
+@pytest.mark.parametrize("value", ["/srv\nExecStartPre=/bin/sh", "/srv\\", " /srv", ""])
+def test_unit_values_are_one_line_without_backslashes(value):
+    with pytest.raises(ValueError, match="systemd unit: refusing value"):
+        render("nix-cache-nfs.mount.j2", cache="c", what=value, where="/srv/c")
+    assert unit_value("100%") == "100%%"

@@ -89,7 +89,9 @@ def test_pyinfra_cli_refuses_bad_data_before_connecting(tmp_path, listener, depl
     assert proc.returncode == 1, out
     assert "no host was contacted" in out
     assert "host vps-3: zram_sise: unknown key" in out
-    assert "host vps-7: nix_settings.max-jobs: expected a nix.conf value on one line, got '4\\ntrusted-users = *'" in out
+    assert (
+        "host vps-7: nix_settings.max-jobs: expected a nix.conf value on one line, got '4\\ntrusted-users = *'" in out
+    )
     assert "host vps-11: ssh_user:" in out
     assert "Connecting to hosts" not in out
     assert listener.accepted == 0

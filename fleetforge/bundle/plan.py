@@ -5,6 +5,11 @@ be above 85 % used after the transfer, refuse above 90 %. "Used" is ``df``'s: us
 available), so blocks reserved for root count as they do in ``df``'s Use%. A replaced file's old
 copy stays until its new copy is verified and renamed over it, so the check also refuses when
 the largest file to send does not fit in the space available now.
+
+The push writes as root inside the ISO directory (``fleetforge.bundle.push``), so it is refused
+when another user could swap entries there: a directory owned by neither root nor the deploying
+user, or writable by group or others without the sticky bit (a user who can rename entries could
+put a symbolic link where root is about to write).
 """
 
 from __future__ import annotations
@@ -57,7 +62,10 @@ def plan_push(index: BundleIndex, state: IsoDirState, prune: bool = False) -> Pu
     percent = 100.0 * used_after / capacity if capacity else 100.0
     largest = max((e.size_bytes for e in send), default=0)
     verdict, reason = "ok", ""
-    if percent > REFUSE_PERCENT:
+    unsafe = unsafe_directory(state)
+    if unsafe and (send or pruned):
+        verdict, reason = "refuse", f"refused: {unsafe}"
+    elif percent > REFUSE_PERCENT:
         verdict = "refuse"
         reason = f"refused: the filesystem would be {percent:.1f}% used (limit {REFUSE_PERCENT:g}%)"
     elif largest > state.fs_avail_bytes:
@@ -67,3 +75,18 @@ def plan_push(index: BundleIndex, state: IsoDirState, prune: bool = False) -> Pu
         verdict = "warn"
         reason = f"warning: the filesystem will be {percent:.1f}% used (above {WARN_PERCENT:g}%)"
     return PushPlan(send, pruned, same, send_bytes, percent, verdict, reason)
+
+
+def unsafe_directory(state: IsoDirState) -> str | None:
+    """Why root must not write in the host's ISO directory, or ``None`` (also when it does not
+    exist yet: the push creates it). Mode bits as stat(2): 0o022 group/other write, 0o1000 sticky."""
+    if state.dir_mode is None:
+        return None
+    if state.dir_owner_uid not in (0, state.runner_uid):
+        return f"the ISO directory belongs to uid {state.dir_owner_uid}, not root or the deploying user"
+    if state.dir_mode & 0o022 and not state.dir_mode & 0o1000:
+        return (
+            f"the ISO directory is writable by group or others (mode {state.dir_mode:04o}) without the sticky bit: "
+            "another user could swap what root writes there (chmod go-w or +t)"
+        )
+    return None
