@@ -10,9 +10,10 @@ Per wave:
 1. record each host's pre-deploy state (``fleetforge.hoststate.snapshot``: managed file hashes,
    backups, the live values the plan checks); a host that cannot be reached fails here and is
    not deployed;
-2. run the deploy on the wave only: the ``pyinfra`` CLI as a subprocess,
-   ``pyinfra -y --json --fail-percent 100 INVENTORY DEPLOY --limit HOST ...`` (pyinfra runs every
-   host of the wave; its JSON results name the failed hosts);
+2. run the deploy on exactly the wave's hosts: pyinfra's CLI as a subprocess
+   (``fleetforge.rollout_wave``: ``pyinfra -y --json --fail-percent 100 INVENTORY DEPLOY`` with
+   the wave's hosts as its limit by exact name, never a ``--limit`` pattern); its JSON results,
+   or its event log when it stops without them, name the failed hosts and what changed;
 3. verify each host (``fleetforge.verify``'s checks from the plan) and run its health checks
    (``health_checks`` in host data, ``fleetforge.health``);
 4. gate: the wave passes when ``failed * 100 <= max_fail_percentage * hosts`` (Ansible's
@@ -20,17 +21,17 @@ Per wave:
 5. roll back: after a failed gate every host of the wave, after a passed gate the failed hosts
    only (``fleetforge.hoststate.rollback_commands``), and check that each rolled-back host is
    back at its recorded pre-deploy state. A failed gate stops the rollout; later waves are not
-   touched.
+   touched. A host that cannot be reached after its deploy cannot be rolled back: it is
+   recorded as ``not-rolled-back``, named in the summary, and the exit code is 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,11 +40,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleetforge.errors import FleetforgeError
+from fleetforge.rollout_wave import UNKNOWN, DeployResult, parse_deploy, run_deploy
+
+__all__ = ["DeployResult", "parse_deploy", "run_deploy"]  # the wave's deploy: fleetforge.rollout_wave
 
 EXIT_OK, EXIT_STOPPED, EXIT_FAILURES_WITHIN_BUDGET = 0, 1, 2
 SSH_ATTEMPTS, SSH_RETRY_DELAY_S = 2, 3.0
 RECORD_VERSION = 1
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _WAVE_GROUP = re.compile(r"^wave(\d+)$")
 
 
@@ -143,74 +146,6 @@ def allowed_failures(hosts: int, max_fail_percentage: float) -> int:
 def gate_passes(failed: int, hosts: int, max_fail_percentage: float) -> bool:
     """The wave passes when the failed share does not exceed ``max_fail_percentage``."""
     return failed * 100 <= max_fail_percentage * hosts
-
-
-# ---------------------------------------------------------------- running pyinfra
-@dataclass
-class DeployResult:
-    returncode: int
-    failed: dict[str, str]
-    changed_ops: dict[str, list[str]]
-    log_tail: list[str]
-    seconds: float
-
-
-def pyinfra_argv(inventory: str, deploy: str, hosts: Sequence[str]) -> list[str]:
-    exe = os.path.join(os.path.dirname(sys.executable), "pyinfra")
-    argv = [exe if os.path.exists(exe) else (shutil.which("pyinfra") or "pyinfra")]
-    argv += ["-y", "--json", "--fail-percent", "100", inventory, deploy]
-    for h in hosts:
-        argv += ["--limit", h]
-    return argv
-
-
-def _host_reasons(stderr: str, host: str) -> list[str]:
-    words = ("error", "could not", "failed", "timed out", "timeout", "refused", "unreachable", "exception")
-    reasons = []
-    for raw in stderr.splitlines():
-        line = _ANSI.sub("", raw).strip()
-        if f"[{host}]" in line and any(w in line.lower() for w in words):
-            reasons.append(line.replace(f"[{host}]", "").strip()[:300])
-    return reasons
-
-
-def parse_deploy(hosts: Sequence[str], returncode: int, stdout: str, stderr: str) -> tuple[dict, dict]:
-    """``(failed {host: reason}, changed operations {host: [names]})`` from a ``pyinfra --json``
-    run. Output that is not pyinfra's JSON fails every host with the end of the log."""
-    tail = [_ANSI.sub("", line) for line in stderr.strip().splitlines()[-5:]]
-    try:
-        results = json.loads(stdout)["results"]
-        failed_names = set(results["failed_hosts"]) & set(hosts)
-        operations = results["operations"]
-    except (ValueError, KeyError, TypeError):
-        reason = f"pyinfra exited {returncode} without results: {' | '.join(tail)[-400:]}"
-        return {h: reason for h in hosts}, {}
-    changed: dict[str, list[str]] = {h: [] for h in hosts}
-    for op in operations:
-        for h in op.get("success", []):
-            if h in changed:
-                changed[h].append(op["name"])
-        failed_names.update(h for h in op.get("error", []) if h in changed)
-    failed = {}
-    for h in sort_hosts(failed_names):
-        reasons = _host_reasons(stderr, h)
-        failed[h] = "deploy failed: " + ("; ".join(reasons[-3:]) if reasons else "pyinfra reported the host failed")
-    return failed, changed
-
-
-def run_deploy(inventory: str, deploy: str, hosts: Sequence[str], timeout: float) -> DeployResult:
-    start = time.monotonic()
-    argv = pyinfra_argv(inventory, deploy, hosts)
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        code, stdout, stderr = out.returncode, out.stdout, out.stderr
-    except subprocess.TimeoutExpired as exc:
-        code, stdout = -1, ""
-        stderr = (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        stderr += f"\npyinfra did not finish within {timeout:g} s"
-    failed, changed = parse_deploy(hosts, code, stdout, stderr)
-    tail = [_ANSI.sub("", line) for line in stderr.strip().splitlines()[-40:]]
-    return DeployResult(code, failed, changed, tail, round(time.monotonic() - start, 2))
 
 
 # ---------------------------------------------------------------- the rollout
@@ -357,11 +292,14 @@ class Rollout:
                 "ran": True,
                 "returncode": result.returncode,
                 "failed_hosts": result.failed,
+                "results_from": result.source,
                 "log_tail": result.log_tail,
                 "seconds": result.seconds,
             }
             for h in reachable:
-                rec_hosts[h]["operations_changed"] = result.changed_ops.get(h, [])
+                rec_hosts[h]["operations_changed"] = result.changed_ops.get(h, UNKNOWN)
+                if result.unfinished_ops.get(h):
+                    rec_hosts[h]["operations_unfinished"] = result.unfinished_ops[h]
                 if h in result.failed:
                     fail(h, result.failed[h])
             self.say(f"  deploy finished in {result.seconds:.1f} s, {len(result.failed)} host(s) failed")
@@ -427,7 +365,8 @@ class Rollout:
         for h in to_roll:
             if h not in post:
                 rec_hosts[h]["rollback"] = {"rolled_back": False, "error": "host unreachable after the deploy"}
-                self.say(f"  {h}: cannot roll back: unreachable")
+                rec_hosts[h]["status"] = "not-rolled-back"
+                self.say(f"  {h}: NOT ROLLED BACK: unreachable after the deploy, its state is unknown")
                 continue
             if not diff(pre[h], post[h]):
                 rec_hosts[h]["rollback"] = {"rolled_back": False, "needed": False, "verified": True}
@@ -505,8 +444,46 @@ class Rollout:
 
 
 # ---------------------------------------------------------------- summary
+def _host_line(name: str, h: dict[str, Any]) -> str:
+    v = h.get("verification")
+    parts = [h["status"]]
+    if v and v.get("ran"):
+        parts.append(f"verify {v['passed']}/{v['total']}")
+    if h.get("health"):
+        parts.append(f"health {sum(x['ok'] for x in h['health'])}/{len(h['health'])}")
+    if h.get("changed_files") is not None:
+        parts.append(f"{len(h['changed_files'])} file(s) changed")
+    ops = h.get("operations_changed")
+    if ops == UNKNOWN:
+        parts.append("operations changed: unknown")
+    elif h.get("operations_unfinished"):
+        unfinished = ", ".join(h["operations_unfinished"])
+        parts.append(f"{len(ops or [])} operation(s) changed, unfinished (may have changed it): {unfinished}")
+    rb = h.get("rollback")
+    if rb and rb.get("rolled_back"):
+        parts.append("rollback verified" if rb.get("verified") else "ROLLBACK NOT VERIFIED")
+    elif rb and rb.get("needed") is not False:
+        parts.append(f"ROLLBACK NOT RUN: {rb.get('error', 'unknown reason')}")
+    return f"  {name}: {', '.join(parts)}"
+
+
+def not_restored(record: dict[str, Any]) -> dict[str, str]:
+    """Hosts a rollback should have returned to their pre-deploy state but did not:
+    ``{host: "rollback not run: <why>" | "rollback not verified"}``."""
+    hosts = {}
+    for w in record["waves"]:
+        for name, h in w.get("host_results", {}).items():
+            rb = h.get("rollback")
+            if not rb or rb.get("verified"):
+                continue
+            hosts[name] = "rollback not verified" if rb.get("rolled_back") else f"rollback not run: {rb.get('error')}"
+    return hosts
+
+
 def summary_lines(record: dict[str, Any]) -> list[str]:
-    """The human summary of a record: one line per wave and per host."""
+    """The human summary of a record: one line per wave and per host, and a last line naming
+    every host left neither deployed nor back at its pre-deploy state (rollback not run or not
+    verified)."""
     lines = [
         f"rollout {record['outcome']} in {record['seconds']:.0f} s "
         f"(max_fail_percentage {record['max_fail_percentage']:g}, exit {record['exit_code']})"
@@ -521,20 +498,14 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
             f"({g['failed']}/{g['hosts']} failed, {w['seconds']:.0f} s)"
         )
         for name, h in w["host_results"].items():
-            v = h.get("verification")
-            parts = [h["status"]]
-            if v and v.get("ran"):
-                parts.append(f"verify {v['passed']}/{v['total']}")
-            if h.get("health"):
-                parts.append(f"health {sum(x['ok'] for x in h['health'])}/{len(h['health'])}")
-            if h.get("changed_files") is not None:
-                parts.append(f"{len(h['changed_files'])} file(s) changed")
-            rb = h.get("rollback")
-            if rb and rb.get("rolled_back"):
-                parts.append("rollback verified" if rb.get("verified") else "ROLLBACK NOT VERIFIED")
-            lines.append(f"  {name}: {', '.join(parts)}")
+            lines.append(_host_line(name, h))
             for reason in h["reasons"]:
                 lines.append(f"    - {reason}")
+    left = not_restored(record)
+    if left:
+        lines.append(
+            "NOT ROLLED BACK, state unknown, check by hand: " + "; ".join(f"{h} ({why})" for h, why in left.items())
+        )
     return lines
 
 
@@ -544,12 +515,20 @@ def default_record_path(now: datetime | None = None) -> str:
 
 
 def write_record(record: dict[str, Any], path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Write the record to ``path`` atomically: a new file with an unpredictable name created
+    exclusively in the same directory (``tempfile``), then renamed over ``path``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".rollout-", suffix=".json.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=2, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 # ---------------------------------------------------------------- CLI
@@ -583,8 +562,7 @@ def plan_waves(args, hosts) -> tuple[list[Wave], dict[str, Any]]:
 
 
 def cmd_rollout(args) -> int:
-    from rich.console import Console
-
+    from fleetforge.console import make_console  # host names and reasons print as text, never markup
     from fleetforge.gather import load_inventory
 
     if not 0 <= args.max_fail_percentage <= 100:
@@ -593,16 +571,11 @@ def cmd_rollout(args) -> int:
     if not hosts:
         raise RolloutError(f"{args.inventory}: no hosts")
     waves, schedule = plan_waves(args, hosts)
-    console = (
-        Console(stderr=True, highlight=False)
-        if sys.stderr.isatty()
-        else Console(stderr=True, highlight=False, width=160)
-    )
-    out = Console(highlight=False) if sys.stdout.isatty() else Console(highlight=False, width=160)
+    console, out = make_console(stderr=True), make_console()
     if args.dry:
         return dry_run(args, hosts, waves, schedule, out)
     targets = {h.name: Target(h.name, h.data, h.settings) for h in hosts}
-    progress = None if args.json else (lambda msg: console.print(msg, markup=False))
+    progress = None if args.json else console.print
     record = Rollout(
         args.inventory,
         args.deploy,
@@ -621,8 +594,8 @@ def cmd_rollout(args) -> int:
         print(json.dumps(record, indent=2, default=str))
     else:
         for line in summary_lines(record):
-            out.print(line, markup=False)
-        out.print(f"record: {path}", markup=False)
+            out.print(line)
+        out.print(f"record: {path}")
     return record["exit_code"]
 
 
@@ -656,15 +629,14 @@ def dry_run(args, hosts, waves: list[Wave], schedule: dict[str, Any], out) -> in
         out.print(
             f"wave {i} {w.name}: {', '.join(w.hosts)} "
             f"(may fail: {allowed_failures(n, args.max_fail_percentage)} of {n})",
-            markup=False,
         )
         for name in w.hosts:
             plan = plans[name]
             if isinstance(plan, dict):
-                out.print(f"  {name}: cannot plan: {plan['error']}", markup=False)
+                out.print(f"  {name}: cannot plan: {plan['error']}")
                 continue
             checks = by_name[name].settings.health_checks
             out.print(_plan_table(plan))
             if checks:
-                out.print(f"  {name}: health checks: {', '.join(c.describe() for c in checks)}", markup=False)
+                out.print(f"  {name}: health checks: {', '.join(c.describe() for c in checks)}")
     return code

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from fleetforge import rollout as ro
+from fleetforge import rollout_wave as rw
+from fleetforge.console import make_console
 from fleetforge.health import run_health_check
 from fleetforge.hoststate import HostSnapshot, diff, rollback_commands
 from fleetforge.paths import MANAGED_FILES, SYSCTL_CONF, UDEV_RULES, ZRAM_GENERATOR_CONF
@@ -120,24 +122,51 @@ def test_parse_deploy_reads_pyinfra_json_and_host_errors():
         }
     )
     stderr = "    [b] \x1b[31mError: executed command failed\x1b[0m\n    [a] Success\n"
-    failed, changed = ro.parse_deploy(["a", "b"], 1, stdout, stderr)
-    assert failed == {"b": "deploy failed: Error: executed command failed"}
-    assert changed == {"a": ["sysctl settings"], "b": []}
+    result = ro.parse_deploy(["a", "b"], 1, stdout, stderr, events=[{"event": "recording"}])
+    assert result.failed == {"b": "deploy failed: Error: executed command failed"}
+    assert result.changed_ops == {"a": ["sysctl settings"], "b": []}
+    assert result.source == "pyinfra results" and result.unfinished_ops == {}  # JSON wins over the event log
 
 
-def test_parse_deploy_without_json_fails_every_host():
-    failed, changed = ro.parse_deploy(["a", "b"], 1, "", "--> pyinfra error: No hosts remaining!\n")
-    assert set(failed) == {"a", "b"} and "No hosts remaining" in failed["a"] and changed == {}
+def test_parse_deploy_without_json_fails_every_host_and_knows_nothing_without_events():
+    result = ro.parse_deploy(["a", "b"], 1, "", "--> pyinfra error: No hosts remaining!\n")
+    assert set(result.failed) == {"a", "b"} and "No hosts remaining" in result.failed["a"]
+    assert result.changed_ops == {"a": "unknown", "b": "unknown"} and result.source == "none"
 
 
-def test_pyinfra_argv_limits_to_the_wave():
-    argv = ro.pyinfra_argv("inv.py", "deploys/vps.py", ["h1", "h2"])
-    assert argv[1:] == ["-y", "--json", "--fail-percent", "100", "inv.py", "deploys/vps.py"] + [
-        "--limit",
-        "h1",
-        "--limit",
-        "h2",
+def test_parse_deploy_without_json_reads_the_event_log():
+    events = [
+        {"event": "recording", "hosts": ["a", "b"]},
+        {"event": "start", "host": "a", "op": "files"},
+        {"event": "start", "host": "b", "op": "files"},
+        {"event": "done", "host": "a", "op": "files", "result": "changed"},
+        {"event": "done", "host": "b", "op": "files", "result": "no change"},
+        {"event": "start", "host": "a", "op": "apply"},
+        {"event": "start", "host": "b", "op": "apply"},
+        {"event": "done", "host": "b", "op": "apply", "result": "failed"},
     ]
+    stderr = "    [a] Command socket/SSH error: ConnectionError('SSH connection lost',)\n--> pyinfra error: x\n"
+    result = ro.parse_deploy(["a", "b"], -1, "", stderr, events)
+    assert result.source == "event log"
+    assert result.changed_ops == {"a": ["files"], "b": []}
+    assert result.unfinished_ops == {"a": ["apply"], "b": ["apply"]}  # killed mid-op / failed: may have changed
+    assert "SSH connection lost" in result.failed["a"] and "pyinfra exited -1 without results" in result.failed["b"]
+
+
+def test_event_log_without_its_start_marker_or_with_a_torn_line(tmp_path):
+    log = tmp_path / "events.jsonl"
+    assert rw.read_events(str(log)) is None  # no log: nothing known
+    log.write_text('{"event": "start", "host": "a", "op": "x"}\n')
+    assert rw.read_events(str(log)) is None  # recording never started
+    log.write_text('{"event": "recording"}\n{"event": "start", "host": "a", "op": "x"}\n{"event": "do')
+    assert rw.read_events(str(log)) == [{"event": "recording"}, {"event": "start", "host": "a", "op": "x"}]
+
+
+def test_the_wave_command_names_no_host_and_no_limit_pattern():
+    argv = rw.wave_argv("inv.py", "deploys/vps.py", "/tmp/fleetforge-wave-x")
+    assert argv[1:] == ["-m", "fleetforge.rollout_wave", "/tmp/fleetforge-wave-x", "--"] + [
+        "-y", "--json", "--fail-percent", "100", "inv.py", "deploys/vps.py",
+    ]  # fmt: skip
 
 
 # ---------------------------------------------------------------- rollback commands
@@ -391,4 +420,29 @@ def test_a_host_lost_after_its_deploy_cannot_be_rolled_back_and_fails_the_run(mo
     b = record["waves"][0]["host_results"]["b"]
     assert b["reasons"] == ["deploy failed: x", "unreachable after the deploy: HostUnreachable: ssh failed"]
     assert b["rollback"] == {"rolled_back": False, "error": "host unreachable after the deploy"}
+    assert b["status"] == "not-rolled-back" and b["operations_changed"] == "unknown"
     assert record["waves"][0]["status"] == "passed" and record["exit_code"] == 1
+    lines = ro.summary_lines(record)
+    assert (
+        "  b: not-rolled-back, operations changed: unknown, ROLLBACK NOT RUN: host unreachable after the deploy"
+        in lines
+    )
+    assert lines[-1] == (
+        "NOT ROLLED BACK, state unknown, check by hand: b (rollback not run: host unreachable after the deploy)"
+    )
+
+
+def test_host_names_and_reasons_print_as_text_not_markup(capsys):
+    """A host name or reason holding rich markup or an emoji code prints literally."""
+    host = {"status": "failed", "reasons": ["os-release: Debian [/oops] 12 [bold]x :fire:"], "timings_s": {}}
+    record = {
+        "outcome": "stopped", "seconds": 1, "max_fail_percentage": 0, "exit_code": 1,
+        "waves": [{"index": 1, "name": "canary", "status": "failed", "seconds": 1,
+                   "gate": {"passed": False, "failed": 1, "hosts": 1}, "host_results": {"web[/x]": host}}],
+    }  # fmt: skip
+    console = make_console()  # what ``fleetforge rollout`` prints its summary on
+    for line in ro.summary_lines(record):
+        console.print(line)
+    out = capsys.readouterr().out
+    assert "  web[/x]: failed\n" in out
+    assert "    - os-release: Debian [/oops] 12 [bold]x :fire:\n" in out

@@ -10,7 +10,11 @@ data keys as pyinfra's ``@ssh`` (``ssh_hostname``, ``ssh_port``, ``ssh_user``, `
 - ``ssh_connect_timeout`` (s, default pyinfra's ``CONNECT_TIMEOUT``, 10): TCP connect, key
   exchange and authentication together.
 - ``ssh_keepalive_interval`` (s, default 15) and ``ssh_keepalive_count_max`` (default 3): a host
-  that stops answering is dropped after about interval x count seconds instead of hanging.
+  that stops answering is dropped instead of hanging. asyncssh sends a keepalive after each
+  interval without data from the host and drops the connection at the first interval after
+  count of them went unanswered: (count + 1) x interval after the host's last data, 60 s with
+  the defaults (a host that froze during an idle wait is dropped 45 to 60 s after it froze).
+  OpenSSH's ``ServerAliveCountMax`` drops one interval sooner (ssh_config(5): 45 s for 15 x 3).
 
 Differences from ``@ssh``, on purpose: known_hosts checking defaults to ``yes`` (unknown keys are
 refused; ``accept-new`` and ``no`` must be asked for, see ``hostkeys``); one SSH connection per
@@ -26,6 +30,7 @@ its transport only (``connect``, ``run_shell_command``, ``_put_file``, ``_get_fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import random
@@ -51,6 +56,7 @@ from typing_extensions import Unpack, override
 
 from .bridge import LOOP
 from .hostkeys import HostKeyPolicy, PolicyClient
+from .sftp_errors import diagnose
 
 if TYPE_CHECKING:
     from pyinfra.api.arguments import ConnectorArguments
@@ -74,8 +80,10 @@ DATA_META: dict[str, DataMeta] = {
     **connector_data_meta,
     "ssh_strict_host_key_checking": DataMeta("known_hosts checking: yes (default), accept-new or no", "yes"),
     "ssh_connect_timeout": DataMeta("seconds for TCP connect + key exchange + auth (default CONNECT_TIMEOUT)"),
-    "ssh_keepalive_interval": DataMeta("seconds between SSH keepalives", 15),
-    "ssh_keepalive_count_max": DataMeta("unanswered keepalives before the connection is dropped", 3),
+    "ssh_keepalive_interval": DataMeta("seconds without data from the host before each SSH keepalive", 15),
+    "ssh_keepalive_count_max": DataMeta(
+        "unanswered keepalives before the connection is dropped, one interval after the last", 3
+    ),
 }
 
 
@@ -312,7 +320,10 @@ class AsyncSSHConnector(SSHConnector):
         """Write a local file or IO object to ``remote_location`` over SFTP (as the login user).
 
         Raises:
-            OSError: the SFTP write failed (``SFTPError`` converted), or the connection dropped.
+            OSError: the SFTP open or write failed: the message names ``remote_location`` and the
+                cause (``No space left on device``, ``Read-only file system``, ``Permission
+                denied``..., see ``sftp_errors``), ``errno`` set when known; no partial file
+                is left. ``ConnectionError`` when the connection dropped.
         """
         from pyinfra.api.util import get_file_io
 
@@ -324,7 +335,8 @@ class AsyncSSHConnector(SSHConnector):
         """Read ``remote_filename`` over SFTP into a local file or IO object.
 
         Raises:
-            OSError: the SFTP read failed (``SFTPError`` converted), or the connection dropped.
+            OSError: the SFTP read failed, naming ``remote_filename`` and the cause, or the
+                connection dropped (``ConnectionError``).
         """
         from pyinfra.api.util import get_file_io
 
@@ -334,22 +346,45 @@ class AsyncSSHConnector(SSHConnector):
     def _sftp_call(self, factory) -> None:
         try:
             LOOP.run(factory)
-        except asyncssh.SFTPError as e:
-            raise OSError(f"SFTP: {e.reason}") from None
+        except asyncssh.SFTPError as e:  # the session itself (the file errors are diagnosed above)
+            raise OSError(f"SFTP session failed: {e.reason}") from None
         except asyncssh.Error as e:
             raise _transport_error(e) from None
 
+    def _as_root(self) -> bool:
+        return self._connection().get_extra_info("username") == "root"
+
     async def _write_remote(self, file_io: IO, remote: str) -> None:
+        """Write ``file_io`` to ``remote``. A failed open or write raises ``OSError`` naming the
+        path and the cause (``sftp_errors.diagnose``); after a failed write the partial file
+        this upload created is removed, so a full disk is not left fuller."""
         sftp = await self._sftp_client()
-        async with sftp.open(remote, "wb") as remote_file:
-            while chunk := file_io.read(TRANSFER_CHUNK_BYTES):
-                await remote_file.write(chunk.encode() if isinstance(chunk, str) else chunk)
+        as_root = self._as_root()
+        try:
+            remote_file = await sftp.open(remote, "wb")
+        except asyncssh.SFTPError as e:
+            raise await diagnose(sftp, "open", remote, e, 1, as_root) from None
+        chunk: bytes | str = b""
+        try:
+            try:
+                while chunk := file_io.read(TRANSFER_CHUNK_BYTES):
+                    await remote_file.write(chunk.encode() if isinstance(chunk, str) else chunk)
+            finally:
+                await remote_file.close()
+        except asyncssh.SFTPError as e:
+            error = await diagnose(sftp, "write", remote, e, max(len(chunk), 1), as_root)
+            with contextlib.suppress(asyncssh.Error, OSError):
+                await sftp.remove(remote)
+            raise error from None
 
     async def _read_remote(self, remote: str, file_io: IO) -> None:
         sftp = await self._sftp_client()
-        async with sftp.open(remote, "rb") as remote_file:
-            while chunk := await remote_file.read(TRANSFER_CHUNK_BYTES):
-                file_io.write(chunk)
+        try:
+            async with sftp.open(remote, "rb") as remote_file:
+                while chunk := await remote_file.read(TRANSFER_CHUNK_BYTES):
+                    file_io.write(chunk)
+        except asyncssh.SFTPError as e:
+            raise await diagnose(sftp, "read", remote, e, 1, self._as_root()) from None
 
 
 async def _open(policy: HostKeyPolicy, kwargs: dict[str, Any]) -> asyncssh.SSHClientConnection:

@@ -112,7 +112,7 @@ def test_sftp_upload_and_download_round_trip(one, tmp_path):
     back = io.BytesIO()
     assert one.get_file(str(remote), back)
     assert back.getvalue() == payload
-    with pytest.raises(OSError, match="SFTP"):
+    with pytest.raises(FileNotFoundError, match=f"SFTP open of {tmp_path}/missing-dir/f failed: No such file"):
         one.put_file(io.BytesIO(b"x"), str(tmp_path / "missing-dir" / "f"))
 
 
