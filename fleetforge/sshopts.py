@@ -45,7 +45,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+from fleetforge.textcheck import has_control
+
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\$?")
 _DNS = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 _IPV6 = re.compile(r"[0-9A-Fa-f]*:[0-9A-Fa-f:.]*(?:%[A-Za-z0-9_.-]+)?")
@@ -70,7 +71,7 @@ printf '%s\\n' "$v"
 
 def _text(value: Any) -> str | None:
     """``value`` if it is a one-line string, else ``None``."""
-    return value if isinstance(value, str) and value and not _CONTROL.search(value) else None
+    return value if isinstance(value, str) and value and not has_control(value) else None
 
 
 def _user_problem(value: Any) -> str | None:
