@@ -11,16 +11,16 @@ filesystem and only those of the first mounted subvolume take effect, so per-sub
 
 - filesystem-wide mount options, rendered identically on every subvolume mount so that whichever
   is mounted first, the same ones apply: ``noatime`` (a VFS per-mount flag, mount(8): it does work
-  per mount, we use it on all of them), ``compress=zstd:2`` (the seed's level for ``/``,
+  per mount, we use it on all of them), ``compress=zstd:2`` (the default level asked for ``/``,
   ``/home`` and ``~/dev``), ``space_cache=v2`` (free space tree; the default of mkfs.btrfs since
   btrfs-progs 5.15, explicit here so an older mkfs also gets it; persistent once used).
 - per-subvolume compression: ``btrfs property set <subvolume> compression <algorithm>`` on the
   empty subvolume; new files and directories inherit it. The property takes an algorithm only
   (btrfs-property(8): "it's not possible to set the compression level this way"; btrfs-progs
   ch-compression: "setting level that way is not yet implemented"); writes use the level of the
-  ``compress=`` mount option. So the seed's per-subvolume levels (``@nix`` zstd:3,
+  ``compress=`` mount option. So per-subvolume levels (``@nix`` zstd:3,
   ``@containers`` zstd:1) are dropped: every zstd subvolume compresses at the one filesystem level.
-- ``@var-cache`` without compression (the seed gives it no ``compress``): ``compression none``
+- ``@var-cache`` without compression (the default layout asks no ``compress`` there): ``compression none``
   (sets the inode's NOCOMPRESS flag, inherited by new files; the ``compress`` mount option
   respects it).
 - nodatacow on ``@var-log``: ``chattr +C`` on the empty subvolume directory (new files inherit
@@ -30,7 +30,7 @@ filesystem and only those of the first mounted subvolume take effect, so per-sub
   Linux 4.14 it no longer changes data allocation, btrfs(5) "ssd"; a virtual disk's backing
   storage is unknown); ``nodatacow`` as a mount option (filesystem-wide if ``/var/log`` were
   mounted first: no checksums or compression anywhere).
-- ``@dev``: the seed's ``~/dev``. fleetforge does not know the user, so it is mounted at
+- ``@dev``: a user's ``~/dev``. fleetforge does not know the user, so it is mounted at
   ``/home/dev`` (inside ``@home``); set ``disk_layout.subvolumes["@dev"].mountpoint`` to
   ``/home/<user>/dev`` for a real user's ``~/dev``.
 
@@ -65,7 +65,7 @@ TYPE_GUIDS = {
 
 BTRFS5 = "btrfs(5) MOUNT OPTIONS"
 PROPERTY8 = "btrfs-property(8); btrfs-progs Documentation/ch-compression.rst"
-SEED = "seed 002"
+DEFAULT = "fleetforge default"  # the btrfs layout an OVH VPS gets unless host data says otherwise
 
 Compression = Literal["zstd", "lzo", "zlib", "none"]
 BootMode = Literal["bios", "efi", "hybrid"]
@@ -168,7 +168,7 @@ class Subvolume(NamedTuple):
 
 
 def merge_subvolumes(overrides: dict[str, SubvolumeSettings | None], swap: bool) -> dict[str, Subvolume]:
-    """The defaults (seed 002) with ``overrides`` merged over them (``None`` drops one).
+    """The default subvolumes with ``overrides`` merged over them (``None`` drops one).
 
     Raises ``ValueError`` for a new subvolume without a mountpoint, nodatacow with compression,
     two subvolumes on one mountpoint (the swap subvolume's ``/.swapvol`` included), no ``/``.
@@ -209,7 +209,7 @@ class LayoutSettings(BaseModel):
     root disk (the disk holding the partition mounted at ``/``).
     ``boot``: ``auto`` (from the detected firmware), ``bios``, ``efi`` or ``hybrid`` (both).
     ``swap_size``: a swap file in subvolume ``@swap`` at ``/.swapvol`` (disko's swap example).
-    ``subvolumes``: merged over the defaults (seed 002), see ``SubvolumeSettings``;
+    ``subvolumes``: merged over the default subvolumes, see ``SubvolumeSettings``;
     ``{"@containers": None}`` drops one.
     ``compress_level``: the zstd level of the filesystem-wide ``compress=zstd:N`` mount option.
     ``extra_mount_options``: more filesystem-wide btrfs mount options (e.g. ``autodefrag``).
@@ -261,11 +261,11 @@ class LayoutSettings(BaseModel):
         return subvolumes
 
     def subvolume_settings(self) -> dict[str, Subvolume]:
-        """The defaults (seed 002) with host data merged over them."""
+        """The default subvolumes with host data merged over them."""
         return merge_subvolumes(self.subvolumes, self.swap_size is not None)
 
 
-# Seed 002's subvolumes: name -> (mountpoint, compression property, nodatacow, seed options).
+# Default subvolumes: name -> (mountpoint, compression property, nodatacow, options asked for).
 DEFAULT_SUBVOLUMES: dict[str, tuple[str, Compression | None, bool, str]] = {
     "@": ("/", "zstd", False, "compress=zstd:2,noatime,space_cache=v2,ssd"),
     "@nix": ("/nix", "zstd", False, "compress=zstd:3,noatime,space_cache=v2"),
@@ -304,7 +304,7 @@ class SubvolumePlan(Model):
 
 
 class OptionNote(Model):
-    """How one seed option is realised (or why it is dropped)."""
+    """How one asked-for btrfs option is realised (or why it is dropped)."""
 
     subvolume: str
     seed_option: str
@@ -522,7 +522,7 @@ def layout_for(host: str, facts: HostFacts, settings: LayoutSettings | None) -> 
         subvolumes.append(
             SubvolumePlan(
                 name=name, mountpoint=sub.mountpoint, compression=sub.compression, nodatacow=sub.nodatacow,
-                swapfile_size_mib=None, reason=f"{SEED} default" if same else "set in host data",
+                swapfile_size_mib=None, reason=DEFAULT if same else "set in host data",
             )
         )  # fmt: skip
     if settings.swap_size:
@@ -563,7 +563,7 @@ def layout_for(host: str, facts: HostFacts, settings: LayoutSettings | None) -> 
 
 
 def seed_notes(level: int, extra: list[str]) -> list[OptionNote]:
-    """How each of seed 002's btrfs options is realised, or why it is dropped."""
+    """How each btrfs option of the default layout is realised, or why it is dropped."""
     fs_wide = "mount option (filesystem-wide)"
     notes = [
         OptionNote(subvolume="all", seed_option="noatime", realised_as="mount option (every mount)",

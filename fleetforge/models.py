@@ -3,7 +3,8 @@ should become (``TuningPlan``).
 
 Units are in the field names (``size_bytes``, ``read_ahead_kb``, ``size_mib``); numbers are
 numbers. Every planned value is a ``Planned`` carrying the reason it was chosen and the source
-(a document, a seed, or ``host data``) so ``fleetforge plan`` explains itself.
+(a document a user can open, ``fleetforge default`` with its reason, or ``host data``) so
+``fleetforge plan`` explains itself.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The fleet's shared Nix store: one host of the inventory is a signed binary cache, the others
-substitute from it (seed 000 "Shared Nix Store"; ``../shared/notes/domain.md`` "Shared store").
+substitute from it (Nix manual: "Serving a Nix store via HTTP", ``nix copy``, binary cache stores).
 
 Roles come from the inventory:
 
@@ -14,8 +14,8 @@ priority ``nix_cache_priority`` (30: before cache.nixos.org's 40).
 
 With ``nix_cache_nfs``, the cache directory (a signed ``file://`` binary cache that Nix itself
 writes) is also exported read-only over NFS to exactly the clients' addresses and mounted at
-``NFS_MOUNT`` on each client, which substitutes from ``file://NFS_MOUNT``. Seed 000 exports
-``/nix/store`` itself; that is not a usable store for clients: a store is the directory *plus*
+``NFS_MOUNT`` on each client, which substitutes from ``file://NFS_MOUNT``. Exporting
+``/nix/store`` itself, as some guides do, gives clients no usable store: a store is the directory *plus*
 its SQLite database (``/nix/var/nix/db``: validity, references, signatures), so a client
 mounting a bare ``/nix/store`` has paths it cannot register or trust, and writing one store from
 several hosts corrupts it (NixOS/nix#7396). A binary cache directory is self-describing

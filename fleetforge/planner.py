@@ -5,8 +5,9 @@ host data, never on the values currently applied, so a plan made after a deploy 
 made before it (``fleetforge verify`` relies on this).
 
 Each rule below says why it chose a value and where the rule comes from; the text ends up in
-``fleetforge plan``. Where the seeds and primary sources disagree, the primary source wins and
-the reason says so (see ``shared/notes/domain.md``).
+``fleetforge plan``. Sources are documents a user can open (kernel Documentation paths, man
+pages, the Nix manual, Fedora change pages), or "fleetforge default" with the reason; where a
+tuning guide's advice and a primary source disagree, the primary source wins and the reason says so.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class PlanError(FleetforgeError):
 # -- I/O scheduler and read-ahead ---------------------------------------------------------
 
 KERNEL_READ_AHEAD_KB = 128  # VM_READAHEAD_PAGES * 4 KiB (include/linux/mm.h)
-VIRTUAL_READ_AHEAD_KB = 4096  # seed 002
+VIRTUAL_READ_AHEAD_KB = 4096  # fleetforge default for virtual disks (reason in plan_disk)
 
 
 def disk_class(disk: Disk, virtualization: str) -> str:
@@ -61,7 +62,7 @@ _SCHEDULER_RULES = {
     "virtual": (
         "none",
         "virtual disk: the host's own scheduler already orders I/O; a guest scheduler adds "
-        "latency (seed 002 prefers mq-deadline: set io_scheduler to follow it)",
+        "latency (tuning guides that prefer mq-deadline: set io_scheduler to follow them)",
         'linux-block 2023 "virtio_blk: set the default scheduler to none"; RHEL virtualization tuning guide',
     ),
     "nvme": (
@@ -117,7 +118,7 @@ def plan_disk(host: str, disk: Disk, virtualization: str, settings: HostSettings
             value=VIRTUAL_READ_AHEAD_KB,
             reason="larger sequential reads through the virtual disk (Nix store, images); "
             f"kernel default is {KERNEL_READ_AHEAD_KB}",
-            source="seed 002",
+            source="fleetforge default; Documentation/ABI/stable/sysfs-block (queue/read_ahead_kb)",
         )
     else:
         ra = Planned(
@@ -140,37 +141,49 @@ VM_MEMORY_PROFILE = {
     "vm.vfs_cache_pressure": (
         "50",
         "keep dentries and inodes cached longer (kernel default 100)",
-        "seed 002; Documentation/admin-guide/sysctl/vm.rst",
+        "fleetforge default; Documentation/admin-guide/sysctl/vm.rst",
     ),
     "vm.dirty_ratio": (
         "15",
         "start synchronous writeback earlier than the default 20 % on a shared virtual disk",
-        "seed 002",
+        "fleetforge default; Documentation/admin-guide/sysctl/vm.rst",
     ),
     "vm.dirty_background_ratio": (
         "5",
         "start background writeback earlier than the default 10 %",
-        "seed 002",
+        "fleetforge default; Documentation/admin-guide/sysctl/vm.rst",
     ),
 }
 NETWORK_PROFILE = {
     "net.core.rmem_max": (
         "134217728",
         "allow 128 MiB receive buffers for fast downloads",
-        "seed 000",
+        "fleetforge default; Documentation/admin-guide/sysctl/net.rst",
     ),
-    "net.core.wmem_max": ("134217728", "allow 128 MiB send buffers", "seed 000"),
+    "net.core.wmem_max": (
+        "134217728",
+        "allow 128 MiB send buffers",
+        "fleetforge default; Documentation/admin-guide/sysctl/net.rst",
+    ),
     "net.ipv4.tcp_rmem": (
         "4096 87380 134217728",
         "TCP receive autotuning up to 128 MiB",
-        "seed 000",
+        "fleetforge default; Documentation/networking/ip-sysctl.rst",
     ),
-    "net.ipv4.tcp_wmem": ("4096 87380 134217728", "TCP send autotuning up to 128 MiB", "seed 000"),
-    "net.ipv4.tcp_fastopen": ("3", "TCP Fast Open as client and server", "seed 000"),
+    "net.ipv4.tcp_wmem": (
+        "4096 87380 134217728",
+        "TCP send autotuning up to 128 MiB",
+        "fleetforge default; Documentation/networking/ip-sysctl.rst",
+    ),
+    "net.ipv4.tcp_fastopen": (
+        "3",
+        "TCP Fast Open as client and server",
+        "fleetforge default; Documentation/networking/ip-sysctl.rst",
+    ),
     "net.netfilter.nf_conntrack_max": (
         "262144",
         "room for many concurrent connections through netfilter",
-        "seed 000",
+        "fleetforge default; Documentation/networking/nf_conntrack-sysctl.rst",
     ),
 }
 PROFILES = {"vm-memory": VM_MEMORY_PROFILE, "network": NETWORK_PROFILE}
@@ -191,7 +204,7 @@ def _kernel_at_least(release: str, major: int, minor: int) -> bool:
 def plan_swap_sysctls(facts: HostFacts, zram_enabled: bool) -> dict[str, tuple[str, str, str]]:
     """``vm.swappiness`` and ``vm.page-cluster`` consistent with the swap the host will have.
 
-    Seed 002 sets swappiness 10 (a 23 GiB host whose zram serves /tmp); Pop!_OS and the Arch
+    Some tuning guides set swappiness 10 (for a large host whose zram serves /tmp); Pop!_OS and the Arch
     wiki use 180 for zram. The kernel's vm.rst gives the rule instead: for in-memory swap,
     swappiness = 200 * io_cost_ratio / (1 + io_cost_ratio); with swap I/O about 2x cheaper than
     filesystem I/O that is 133. Values above 100 need Linux >= 5.8. With disk swap present the
@@ -206,7 +219,7 @@ def plan_swap_sysctls(facts: HostFacts, zram_enabled: bool) -> dict[str, tuple[s
             swappiness,
             "swap is zram only: swapping to compressed RAM is cheaper than dropping page cache"
             + ("" if swappiness == "133" else "; kernel < 5.8 caps swappiness at 100"),
-            "Documentation/admin-guide/sysctl/vm.rst (swappiness, in-memory swap); seed 002's 10 rejected",
+            "Documentation/admin-guide/sysctl/vm.rst (swappiness, in-memory swap); a fixed 10 rejected",
         ),
         "vm.page-cluster": (
             "0",
@@ -254,7 +267,7 @@ def plan_zram(host: str, facts: HostFacts, settings: HostSettings) -> ZramPlan:
 
     Fedora 34 (Changes/Scale_ZRAM_to_full_memory) sizes zram at min(RAM, 8 GiB): at the usual
     2:1-3:1 compression a full device holds RAM-sized data in a third to a half of RAM. NixOS'
-    50 % and Fedora 33's min(RAM/2, 4 GiB) are more cautious; seed 002's fixed 16 GiB ignores RAM.
+    50 % and Fedora 33's min(RAM/2, 4 GiB) are more cautious; a fixed 16 GiB ignores RAM.
     A device above 2x RAM is pointless (kernel Documentation/admin-guide/blockdev/zram.rst) and
     is refused.
     """
@@ -319,9 +332,9 @@ def plan_nix(facts: HostFacts, settings: HostSettings) -> NixPlan | None:
     """nix.conf settings, only where Nix is installed.
 
     ``max-jobs`` x ``cores`` is kept at the vCPU count so parallel builds do not oversubscribe
-    the VM (seed 002's cores=8 with max-jobs=4 on 8 vCPUs runs up to 32 threads; its
+    the VM (cores=8 with max-jobs=4 on 8 vCPUs would run up to 32 threads;
     "reserved-build-cores" is not a Nix setting). ``fsync-metadata`` and ``use-sqlite-wal``
-    keep Nix's defaults: seed 002 turns both off, trading durability for speed, and
+    keep Nix's defaults: turning both off trades durability for speed, and
     ``use-sqlite-wal = false`` is only required on shared/NFS stores (Nix manual).
     """
     if not facts.nix.installed or not settings.nix:
@@ -334,22 +347,34 @@ def plan_nix(facts: HostFacts, settings: HostSettings) -> NixPlan | None:
     items: dict[str, tuple[str, str, str]] = {
         "max-jobs": (str(max_jobs), f"half the vCPUs build in parallel; {budget}", manual),
         "cores": (str(cores), f"cores per build so that {budget}", manual),
-        "http-connections": ("25", "parallel substituter downloads", "seed 000; Nix default"),
-        "connect-timeout": ("10", "give up on an unreachable cache after 10 s", "seed 000"),
-        "stalled-download-timeout": ("60", "retry a stalled download after 60 s", "seed 000"),
-        "download-attempts": ("5", "retries per download (seed 000 uses 3)", "Nix default"),
+        "http-connections": ("25", "parallel substituter downloads", "Nix default; Nix manual, nix.conf"),
+        "connect-timeout": (
+            "10",
+            "give up on an unreachable cache after 10 s",
+            "fleetforge default; Nix manual, nix.conf",
+        ),
+        "stalled-download-timeout": (
+            "60",
+            "retry a stalled download after 60 s",
+            "fleetforge default; Nix manual, nix.conf",
+        ),
+        "download-attempts": ("5", "retries per download", "Nix default"),
         "substituters": (
             " ".join([*settings.nix_substituters, NIXOS_CACHE]),
             "inventory caches first, then the public cache",
-            "Nix manual; seed 000",
+            "Nix manual, nix.conf",
         ),
         "trusted-public-keys": (
             " ".join([*settings.nix_trusted_public_keys, NIXOS_CACHE_KEY]),
-            "verify substituted paths (seed 000's binary-cache-public-keys is the old name)",
+            "verify substituted paths (binary-cache-public-keys is the old name)",
             manual,
         ),
-        "builders-use-substitutes": ("true", "remote builders fetch from caches", "seed 002"),
-        "fsync-metadata": ("true", "keep durability (seed 002 turns it off)", "Nix default"),
+        "builders-use-substitutes": (
+            "true",
+            "remote builders fetch from caches",
+            "fleetforge default; Nix manual, nix.conf",
+        ),
+        "fsync-metadata": ("true", "keep durability (turning it off trades durability for speed)", "Nix default"),
         "use-sqlite-wal": (
             "true",
             "local store; false is only required on shared stores",

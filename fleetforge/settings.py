@@ -196,8 +196,8 @@ class HostSettings(BaseModel):
     nixos_activation: list[Literal["test", "switch", "boot"]] = ["test", "switch"]
     # staged rollout: checks after each wave's deploy (``fleetforge rollout``, fleetforge/health.py)
     health_checks: list[HealthCheck] = []
-    # offline ISO bundle (deploys/iso_bundle.py): where it goes on the host (seed 000's
-    # /var/lib/hypervisor/isos), the local bundle directory, and whether to delete other files
+    # offline ISO bundle (deploys/iso_bundle.py): where it goes on the host (fleetforge
+    # default /var/lib/hypervisor/isos), the local bundle directory, and whether to delete other files
     iso_dir: AbsPath = "/var/lib/hypervisor/isos"
     iso_bundle: str = "bundle"
     iso_prune: bool = False

@@ -311,6 +311,6 @@ def unreachable(name: str, exc: Exception) -> CheckResult:
 
 
 def exit_code(results: list[CheckResult]) -> int:
-    """Seed 001's convention: 1 if any failure, else 2 if any warning, else 0."""
+    """1 if any failure, else 2 if any warning, else 0 (fleetforge's exit code convention)."""
     severities = {r.severity for r in results}
     return 1 if "fail" in severities else 2 if "warn" in severities else 0

@@ -42,7 +42,7 @@ def test_virtio_blk_reporting_rotational_is_virtual_not_hdd(base):
 def test_scheduler_and_read_ahead_by_disk_class(base):
     plan = plan_host("h", vm(base, 1, 1), HostSettings())
     assert (plan.disks[0].scheduler.value, plan.disks[0].read_ahead_kb.value) == ("none", 4096)
-    assert "seed 002" in plan.disks[0].read_ahead_kb.source
+    assert plan.disks[0].read_ahead_kb.source.startswith("fleetforge default; Documentation/ABI/stable/sysfs-block")
     hdd = base.disks[0].model_copy(update={"transport": "sata"})
     plan = plan_host("h", with_(base, virtualization="none", disks=[hdd]), HostSettings())
     assert (plan.disks[0].scheduler.value, plan.disks[0].read_ahead_kb.value) == ("mq-deadline", 128)

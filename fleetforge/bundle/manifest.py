@@ -1,6 +1,6 @@
 """The ISO bundle manifest (TOML) and the bundle index (JSON) that ``bundle fetch`` writes.
 
-A manifest lists the files of an offline bundle (seed 000, "Offline ISO Installation")::
+A manifest lists the files of an offline bundle::
 
     [[iso]]
     name = "debian-12.6.0-amd64-netinst.iso"          # file name in the bundle and on hosts
@@ -12,7 +12,7 @@ A manifest lists the files of an offline bundle (seed 000, "Offline ISO Installa
 
 Unknown keys, bad URLs (http, https or file only), malformed digests and duplicate names are
 errors naming the entry. The index (``<bundle>/index.json``) lists the files that were
-downloaded *and verified*, with their size and digests in three formats (seed 003: sha256,
+downloaded *and verified*, with their size and digests in three formats (sha256,
 sha512, blake2b); only files in the index are ever pushed to hosts.
 """
 

@@ -1,6 +1,6 @@
 """What pushing the bundle to one host means: files to send, files to prune, disk use after.
 
-Thresholds (seed 003, "Smart Sync" disk checks): warn when the ISO directory's filesystem would
+Thresholds (fleetforge defaults): warn when the ISO directory's filesystem would
 be above 85 % used after the transfer, refuse above 90 %. "Used" is ``df``'s: used / (used +
 available), so blocks reserved for root count as they do in ``df``'s Use%. A replaced file's old
 copy stays until its new copy is verified and renamed over it, so the check also refuses when

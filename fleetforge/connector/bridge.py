@@ -6,7 +6,7 @@ loop runs in a **native** thread (``gevent.monkey.get_original``), and a greenle
 coroutine's result on a gevent ``async_`` watcher, which is the one gevent object that may be
 signalled from another thread. Other greenlets keep running meanwhile.
 
-Traps this module avoids (``../shared/notes/pyinfra.md``):
+Traps this module avoids:
 
 - Under ``patch_all()`` the ``selectors``, ``threading`` and ``socket.getaddrinfo`` that asyncio
   would use are gevent's; gevent objects belong to one thread's hub. The loop gets a selector on
