@@ -56,12 +56,15 @@ ZRAM_GENERATOR_PATHS = (
     "/lib/systemd/system-generators/zram-generator",
 )
 REQUIRED_SECTIONS = ("lsblk", "queue", "cpu", "meminfo", "os-release", "done")
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+_NIXOS_RELEASE = re.compile(r"(\d{2}\.\d{2})(?:[.\s]|pre|$)")  # "26.05pre...": unstable, the coming release
 # Devices that are never tuned as disks.
 IGNORED_DISK_PREFIXES = ("loop", "zram", "ram", "sr", "fd", "nbd", "dm-", "md")
 
 _SCRIPT = r"""
 export LC_ALL=C
 echo @@kernel; uname -r
+echo @@hostname; uname -n
 echo @@lsblk; lsblk -J -b -o {columns} 2>/dev/null
 echo @@queue
 for d in /sys/block/*; do
@@ -85,6 +88,7 @@ if [ -n "$v" ]; then echo "$v"; else
 fi
 echo @@firmware; if [ -d /sys/firmware/efi ]; then echo efi; else echo bios; fi
 echo @@os-release; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release
+echo @@nixos-version; command -v nixos-version >/dev/null 2>&1 && nixos-version
 echo @@sysctl
 for k in "$@"; do
   p="/proc/sys/$(printf %s "$k" | tr . /)"
@@ -159,7 +163,7 @@ def parse_probe(output: list[str]) -> HostFacts:
         memory=Memory(mem_total_bytes=parse_meminfo(s["meminfo"])["MemTotal"], swap_devices=swaps),
         virtualization=parse_virt(s.get("virt", [])),
         firmware="efi" if _first(s.get("firmware", ["bios"]), "firmware") == "efi" else "bios",
-        os=parse_os_release(s["os-release"]),
+        os=parse_os_release(s["os-release"], s.get("hostname", []), s.get("nixos-version", [])),
         sysctl={
             host_value("HostProbe", "sysctl key", key, SYSCTL_KEY, "a sysctl key like vm.swappiness"): value
             for key, _, value in (line.partition("=") for line in s.get("sysctl", []) if "=" in line)
@@ -376,7 +380,13 @@ def parse_virt(lines: list[str]) -> str:
     return next((virt for needle, virt in _DMI_VIRT if needle in text), "none")
 
 
-def parse_os_release(lines: list[str]) -> OsRelease:
+def parse_os_release(lines: list[str], hostname: list[str] = (), nixos_version: list[str] = ()) -> OsRelease:
+    """``/etc/os-release`` (os-release(5)) plus ``uname -n`` and ``nixos-version`` output.
+
+    ``hostname`` is kept only when it is a host name (RFC 1123 labels), else ``None``: the kernel
+    accepts any bytes there. ``nixos_release`` is the ``YY.MM`` that ``nixos-version`` starts
+    with (``24.05.20240601.abcdef0 (Uakari)``), ``None`` on other systems or other output.
+    """
     values = {}
     for line in lines:
         key, sep, value = line.partition("=")
@@ -384,11 +394,16 @@ def parse_os_release(lines: list[str]) -> OsRelease:
             values[key.strip()] = shlex.split(value)[0] if value.strip() else ""
     if "ID" not in values:
         raise FactProcessError("HostProbe: os-release has no ID")
+    name = next((line.strip() for line in hostname if line.strip()), "")
+    version = next((line.strip() for line in nixos_version if line.strip()), "")
+    release = _NIXOS_RELEASE.match(version)
     return OsRelease(
         id=values["ID"],
         id_like=values.get("ID_LIKE", "").split(),
         version_id=values.get("VERSION_ID"),
         pretty_name=values.get("PRETTY_NAME"),
+        hostname=name if _HOSTNAME.fullmatch(name) else None,
+        nixos_release=release.group(1) if release else None,
     )
 
 

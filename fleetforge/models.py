@@ -86,6 +86,8 @@ class OsRelease(Model):
     id_like: list[str]
     version_id: str | None
     pretty_name: str | None
+    hostname: str | None = None  # ``uname -n``, when it is an RFC 1123 host name
+    nixos_release: str | None = None  # ``YY.MM`` from ``nixos-version`` (NixOS only)
 
     @property
     def is_nixos(self) -> bool:

@@ -60,3 +60,22 @@ def test_by_id_prefers_readable_model_serial_names():
     assert pick_by_id(links) == "/dev/disk/by-id/nvme-samsung_ssd_ffnvme0"
     assert pick_by_id(["/dev/disk/by-id/wwn-0x5", "/dev/disk/by-id/ata-ST1000_Z1"]) == "/dev/disk/by-id/ata-ST1000_Z1"
     assert pick_by_id([]) is None
+
+
+@pytest.mark.parametrize(
+    ("hostname", "version", "expected"),
+    [
+        (["web-1"], ["24.05.20240601.abcdef0 (Uakari)"], ("web-1", "24.05")),
+        (["cache.example.org"], ["25.11pre-git (Xantusia)"], ("cache.example.org", "25.11")),
+        (["c"], ["2405 (Uakari)"], ("c", None)),
+        (["cache"], ["26.05 (Yarara)"], ("cache", "26.05")),
+        (["evil$(reboot)"], [], (None, None)),  # the kernel accepts any bytes as a host name
+        (["-leading-dash"], ["garbage"], (None, None)),
+        ([], [], (None, None)),  # sections absent: an older probe's output
+    ],
+)
+def test_hostname_and_nixos_release_are_read_only_when_well_formed(hostname, version, expected):
+    from facts.probe import parse_os_release
+
+    os_release = parse_os_release(['ID="nixos"', 'VERSION_ID="24.05"'], hostname, version)
+    assert (os_release.hostname, os_release.nixos_release) == expected
