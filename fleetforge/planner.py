@@ -317,6 +317,63 @@ def plan_zram(host: str, facts: HostFacts, settings: HostSettings) -> ZramPlan:
 
 NIXOS_CACHE = "https://cache.nixos.org"
 NIXOS_CACHE_KEY = "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="
+# NixOS's nix.nix (nix-daemon.nix before 23.11) defines, for every release with nix.settings:
+#   substituters = mkAfter [ "https://cache.nixos.org/" ];  trusted-public-keys = [ NIXOS_CACHE_KEY ];
+# Both options are lists that concatenate, so planning them again lists them twice in nix.conf.
+ADDED_BY_NIXOS = "added by NixOS itself (nixos/modules/config/nix.nix: nix.settings)"
+
+
+def normalise_url(url: str) -> str:
+    """A substituter URL for comparison: scheme and host lowercase, trailing ``/`` of the path
+    dropped, query kept (``https://Cache.NixOS.org/`` == ``https://cache.nixos.org``)."""
+    base, sep, query = url.partition("?")
+    scheme, colon, rest = base.partition("://")
+    if not colon:
+        return url
+    authority, slash, path = rest.partition("/")
+    return f"{scheme.lower()}://{authority.lower()}{(slash + path).rstrip('/')}{sep}{query}"
+
+
+def _unique(items: list[str], drop: set[str], key=lambda item: item) -> list[str]:
+    """``items`` without repeats and without those whose ``key`` is in ``drop``, in order."""
+    seen, out = set(drop), []
+    for item in items:
+        if key(item) not in seen:
+            seen.add(key(item))
+            out.append(item)
+    return out
+
+
+def _public_caches(settings: HostSettings) -> dict[str, tuple[str, str, str]]:
+    """``substituters`` and ``trusted-public-keys``: the inventory's caches first, then
+    cache.nixos.org and its key, each once (URLs compared normalised)."""
+    urls = _unique([*settings.nix_substituters, NIXOS_CACHE], set(), normalise_url)
+    keys = _unique([*settings.nix_trusted_public_keys, NIXOS_CACHE_KEY], set())
+    return {
+        "substituters": (" ".join(urls), "inventory caches first, then the public cache", "Nix manual, nix.conf"),
+        "trusted-public-keys": (
+            " ".join(keys),
+            "verify substituted paths (binary-cache-public-keys is the old name)",
+            "Nix manual, nix.conf",
+        ),
+    }
+
+
+def _leave_to_nixos(items: dict[str, tuple[str, str, str]]) -> None:
+    """On NixOS: drop cache.nixos.org and its key from ``items`` (planned or from host data),
+    since NixOS lists both itself, the URL last (``mkAfter``); a list left empty is not planned."""
+    for key, drop, norm in (
+        ("substituters", normalise_url(NIXOS_CACHE), normalise_url),
+        ("trusted-public-keys", NIXOS_CACHE_KEY, str),
+    ):
+        if key not in items:
+            continue
+        value, reason, source = items[key]
+        kept = _unique(value.split(), {drop}, norm)
+        if kept:
+            items[key] = (" ".join(kept), f"{reason}; {drop} is {ADDED_BY_NIXOS}", source)
+        else:
+            del items[key]
 
 
 def nix_value(value: str | int | bool | list[str]) -> str:
@@ -359,16 +416,7 @@ def plan_nix(facts: HostFacts, settings: HostSettings) -> NixPlan | None:
             "fleetforge default; Nix manual, nix.conf",
         ),
         "download-attempts": ("5", "retries per download", "Nix default"),
-        "substituters": (
-            " ".join([*settings.nix_substituters, NIXOS_CACHE]),
-            "inventory caches first, then the public cache",
-            "Nix manual, nix.conf",
-        ),
-        "trusted-public-keys": (
-            " ".join([*settings.nix_trusted_public_keys, NIXOS_CACHE_KEY]),
-            "verify substituted paths (binary-cache-public-keys is the old name)",
-            manual,
-        ),
+        **_public_caches(settings),
         "builders-use-substitutes": (
             "true",
             "remote builders fetch from caches",
@@ -383,6 +431,8 @@ def plan_nix(facts: HostFacts, settings: HostSettings) -> NixPlan | None:
     }
     for key, value in settings.nix_settings.items():
         items[key] = (nix_value(value), "set in host data", DATA)
+    if facts.os.is_nixos:
+        _leave_to_nixos(items)
     return NixPlan(
         settings={
             key: Planned(value=value, reason=reason, source=source) for key, (value, reason, source) in items.items()

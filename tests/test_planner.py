@@ -116,6 +116,34 @@ def test_nix_settings_only_with_nix_and_bounded_by_vcpus(base):
     assert s["fsync-metadata"].value == "false" and s["fsync-metadata"].source == "host data"
 
 
+def nixos(facts: HostFacts) -> HostFacts:
+    return with_(facts, os=facts.os.model_copy(update={"id": "nixos", "nixos_release": "24.05"}))
+
+
+def test_cache_nixos_org_listed_once_and_left_to_nixos_on_nixos(base):
+    """NixOS's nix.nix adds ``https://cache.nixos.org/`` (mkAfter) and its key itself: planning
+    them again lists them twice in nix.conf. Elsewhere they are planned once, whatever spelling
+    host data uses."""
+    data = {
+        "nix_substituters": ["http://10.0.0.5:5000", "https://Cache.NixOS.org/"],
+        "nix_trusted_public_keys": ["cache-1:abc=", "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="],
+    }
+    debian = plan_host("h", base, settings_from_data("h", data)).nix.settings
+    assert debian["substituters"].value == "http://10.0.0.5:5000 https://Cache.NixOS.org/"
+    assert debian["trusted-public-keys"].value.split() == data["nix_trusted_public_keys"]
+
+    s = plan_host("h", nixos(base), settings_from_data("h", data)).nix.settings
+    assert s["substituters"].value == "http://10.0.0.5:5000"
+    assert s["trusted-public-keys"].value == "cache-1:abc="
+    assert "added by NixOS itself" in s["substituters"].reason
+    bare = plan_host("h", nixos(base), HostSettings()).nix.settings
+    assert "substituters" not in bare and "trusted-public-keys" not in bare  # nothing left to add
+    # host data's own nix_settings value is filtered the same way on NixOS
+    own = {"nix_settings": {"substituters": ["https://cache.nixos.org", "https://nix-community.cachix.org"]}}
+    s = plan_host("h", nixos(base), settings_from_data("h", own)).nix.settings
+    assert s["substituters"].value == "https://nix-community.cachix.org" and s["substituters"].source == "host data"
+
+
 def test_plan_does_not_depend_on_applied_values(base):
     """verify re-plans from post-deploy facts: live values must not change the plan."""
     before = plan_host("h", base, HostSettings())
