@@ -29,7 +29,7 @@ from fleetforge import sshopts
 from fleetforge.models import HostFacts, TuningPlan
 from fleetforge.nixos import ensure_import, render_modules
 from fleetforge.paths import NIX_CONF, NIXOS_CONFIGURATION, NIXOS_FLAKE
-from fleetforge.planner import plan_host, sysctl_keys
+from fleetforge.planner import NIXOS_CACHE, NIXOS_CACHE_KEY, plan_host, sysctl_keys
 from fleetforge.render import NIX_BEGIN, desired_files
 from fleetforge.settings import HostSettings
 
@@ -89,6 +89,10 @@ def _substituters(text: str) -> str:
     return " ".join(url.rstrip("/") for url in text.split())
 
 
+def _sorted_words(text: str) -> str:
+    return " ".join(sorted(text.split()))
+
+
 def checks_for(plan: TuningPlan, nixos: bool = False) -> Iterator[Check]:
     """Every live value the plan determines, as checks.
 
@@ -113,8 +117,12 @@ def checks_for(plan: TuningPlan, nixos: bool = False) -> Iterator[Check]:
     if plan.nix is not None:
         for key, item in plan.nix.settings.items():
             # A key unknown to an older Nix is only a warning: Nix itself only warns about it.
-            parse = _substituters if key == "substituters" else Check.parse
-            yield Check(f"nix {key}", item.value, f"nix:{key}", parse, severity_if_missing="warn")
+            parse, expected = (_substituters if key == "substituters" else Check.parse), item.value
+            if nixos and key == "substituters":  # NixOS appends its own entry (mkAfter)
+                expected = _substituters(f"{expected} {NIXOS_CACHE}")
+            elif nixos and key == "trusted-public-keys":  # NixOS's key: a plain definition, any order
+                parse, expected = _sorted_words, _sorted_words(f"{expected} {NIXOS_CACHE_KEY}")
+            yield Check(f"nix {key}", expected, f"nix:{key}", parse, severity_if_missing="warn")
 
 
 def file_check(path: str, content: str | None, what: str = "") -> Check:
