@@ -32,12 +32,14 @@ clients trust the new public key.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from fleetforge.render import render
+from fleetforge.planner import PlanError
+from fleetforge.render import MkIf, render
 from fleetforge.settings import HostSettings, SettingsError
 
 CACHE_GROUP = "nix_cache"
@@ -148,32 +150,115 @@ def cache_roles(groups: dict[str, list[str]], settings: dict[str, HostSettings])
     )
 
 
-def nixos_cache_options(roles: CacheRoles, server: str = "nix-serve") -> dict[str, Any]:
-    """NixOS option values for a NixOS cache host (the module ``nix-cache.nix``).
+# -- NixOS cache host: options by NixOS release ------------------------------------------------
+# Which NixOS releases have the options the cache module writes, and with which shape
+# (nixpkgs nixos/modules/services/networking/{harmonia,nix-serve}.nix and firewall*.nix; the
+# evidence per row is in docs/nixos-options.md). Edges marked "inferred" come from the date a
+# nixpkgs PR merged (releases branch off in May and November), not from a release's own tree.
+#   23.05: networking.firewall.extraInputRules (nftables rules; PR #203011) and the harmonia
+#          module (PR #230550): services.harmonia.{enable, signKeyPath, settings}
+#   24.11: services.harmonia.signKeyPaths, a list (PR #335344; signKeyPath deprecated) - inferred
+#   26.05: services.harmonia.cache.{enable, signKeyPaths, settings} (harmonia 3.0, PR #488515;
+#          the flat names still evaluate, with rename warnings) - inferred
+#   25.11: networking.firewall.backend (firewalld PR #398587) - read at evaluation, see below
+# Nothing older than 23.05 is supported for the cache host: the per-client nftables rules need
+# extraInputRules, and NixOS refuses a definition of an option it does not declare.
+CACHE_HOST_MIN_RELEASE = "23.05"
+HARMONIA_SHAPES = (("26.05", "cache"), ("24.11", "signKeyPaths"), ("23.05", "signKeyPath"))
 
-    ``server``: ``nix-serve`` (``services.nix-serve``: ``bindAddress``, ``port``,
-    ``secretKeyFile``) or ``harmonia`` (``services.harmonia``: ``signKeyPaths``,
-    ``settings.bind``; nixpkgs 24.11+). Bound to the cache address; the port is opened in the
-    NixOS firewall for each client address only (``networking.firewall.extraCommands``: the
-    modules' ``openFirewall`` would open it to everyone). With NFS: ``services.nfs.server``
-    exports the signed cache directory read-only to the clients (``root_squash``), NFS's port
-    2049 opened to them, and a ``fleetforge-nix-cache`` service every 5 minutes signs and copies
-    the store into it (``nix copy --all``).
+# The host's firewall backend, as Nix evaluated on the host: `networking.firewall.backend` where
+# the option exists (25.11+), else `networking.nftables.enable` decides, as firewall.nix did.
+FIREWALL_BACKEND = (
+    '(config.networking.firewall.backend or (if config.networking.nftables.enable then "nftables" else "iptables"))'
+)
+IPTABLES_BACKEND = f'{FIREWALL_BACKEND} == "iptables"'
+NFTABLES_BACKEND = f'{FIREWALL_BACKEND} == "nftables"'
+OTHER_BACKEND = f"!({IPTABLES_BACKEND} || {NFTABLES_BACKEND})"
+
+
+def release_key(release: str) -> tuple[int, int]:
+    """``"24.05"`` -> ``(24, 5)``, for ordering NixOS releases; ``ValueError`` otherwise."""
+    year, _, month = release.partition(".")
+    return int(year), int(month)
+
+
+def firewall_rules(clients: list[str], ports: list[int]) -> tuple[str, str]:
+    """``(iptables lines, nftables rules)`` that accept TCP ``ports`` from each client address.
+
+    iptables (``networking.firewall.extraCommands``, a shell script run by firewall-start): one
+    ``iptables``/``ip6tables`` command per client and port, jumping to ``nixos-fw-accept``; an
+    IPv6 address given to ``iptables`` would fail the script and leave the firewall stopped.
+    nftables (``networking.firewall.extraInputRules``, rules of chain ``input-allow`` in table
+    ``inet nixos-fw``): ``ip saddr A tcp dport P accept`` or ``ip6 saddr ...``. Addresses are
+    parsed (``ValueError`` for anything that is not an IP address) and written canonically.
     """
+    iptables, nftables = [], []
+    for port in ports:
+        for client in clients:
+            address = ipaddress.ip_address(client)
+            v6 = address.version == 6
+            command = ["ip6tables" if v6 else "iptables", "-A", "nixos-fw", "-p", "tcp", "-s", str(address)]
+            iptables.append(shlex.join([*command, "--dport", str(int(port)), "-j", "nixos-fw-accept"]))
+            nftables.append(f"{'ip6' if v6 else 'ip'} saddr {address} tcp dport {int(port)} accept")
+    return "\n".join(iptables) + "\n", "\n".join(nftables) + "\n"
+
+
+def _harmonia(release: str, bind: str) -> dict[str, Any]:
+    shape = next(shape for first, shape in HARMONIA_SHAPES if release_key(release) >= release_key(first))
+    settings = {"bind": bind}  # a plain definition: beats 26.05's mkDefault "[::]:5000"
+    if shape == "signKeyPath":
+        return {"enable": True, "signKeyPath": SECRET_KEY, "settings": settings}
+    if shape == "signKeyPaths":
+        return {"enable": True, "signKeyPaths": [SECRET_KEY], "settings": settings}
+    return {"cache": {"enable": True, "signKeyPaths": [SECRET_KEY], "settings": settings}}
+
+
+def nixos_cache_options(roles: CacheRoles, server: str = "nix-serve", release: str | None = None) -> dict[str, Any]:
+    """NixOS option values for a NixOS cache host (the module ``nix-cache.nix``), for NixOS
+    ``release`` (``"YY.MM"``, the probe's ``os.nixos_release``).
+
+    ``server``: ``nix-serve`` (``services.nix-serve``: ``bindAddress`` (an IPv6 address in
+    brackets: the module runs ``nix-serve --listen ADDRESS:PORT``), ``port``, ``secretKeyFile``)
+    or ``harmonia`` (``services.harmonia``, shaped for the release: see ``HARMONIA_SHAPES``).
+    The port is opened in the NixOS firewall for each client address only (the modules'
+    ``openFirewall`` would open it to everyone), for whichever backend the host runs, chosen by
+    Nix on the host (``FIREWALL_BACKEND``): ``extraCommands`` under iptables,
+    ``extraInputRules`` under nftables; any other backend (firewalld) fails an assertion. With
+    NFS: ``services.nfs.server`` exports the signed cache directory read-only to the clients
+    (``root_squash``), NFS's port 2049 opened to them, and a ``fleetforge-nix-cache`` service
+    every 5 minutes signs and copies the store into it (``nix copy --all``).
+
+    Raises ``PlanError`` (host, ``nixos release``) when the release is unknown or older than
+    ``CACHE_HOST_MIN_RELEASE``.
+    """
+    try:
+        supported = release is not None and release_key(release) >= release_key(CACHE_HOST_MIN_RELEASE)
+    except ValueError:
+        supported = False
+    if not supported:
+        raise PlanError(
+            roles.cache,
+            "nixos release",
+            f"expected NixOS {CACHE_HOST_MIN_RELEASE} or later for the Nix cache module "
+            f"(nixos-version gave {release!r})",
+        )
     clients = sorted(roles.clients.values())
-    ports = [roles.port, 2049] if roles.nfs else [roles.port]
-    rules = [
-        shlex.join(["iptables", "-A", "nixos-fw", "-p", "tcp", "-s", c, "--dport", str(port), "-j", "nixos-fw-accept"])
-        for port in ports
-        for c in clients
-    ]
-    options: dict[str, Any] = {"networking": {"firewall": {"extraCommands": "\n".join(rules) + "\n"}}}
+    iptables, nftables = firewall_rules(clients, [roles.port, 2049] if roles.nfs else [roles.port])
+    message = "fleetforge's nix-cache.nix opens the cache port with the iptables or nftables firewall only"
+    options: dict[str, Any] = {
+        "networking": {
+            "firewall": {
+                "extraCommands": MkIf(IPTABLES_BACKEND, iptables),
+                "extraInputRules": MkIf(NFTABLES_BACKEND, nftables),
+            }
+        },
+        "assertions": MkIf(OTHER_BACKEND, [{"assertion": False, "message": message}]),
+    }
     if server == "harmonia":
-        serve = {"harmonia": {"enable": True, "signKeyPaths": [SECRET_KEY], "settings": {"bind": roles.host_port}}}
+        serve = {"harmonia": _harmonia(release, roles.host_port)}
     else:
-        serve = {
-            "nix-serve": {"enable": True, "bindAddress": roles.address, "port": roles.port, "secretKeyFile": SECRET_KEY}
-        }
+        bind = f"[{roles.address}]" if ":" in roles.address else roles.address
+        serve = {"nix-serve": {"enable": True, "bindAddress": bind, "port": roles.port, "secretKeyFile": SECRET_KEY}}
     options["services"] = serve
     if roles.nfs:
         opts = "(ro,root_squash,no_subtree_check,sec=sys)"

@@ -24,6 +24,7 @@ import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from fleetforge.nixcache import (
@@ -67,11 +68,12 @@ class CacheVerification:
 
     def nixos_modules(self, name: str) -> dict[str, Any]:
         """``{"nix-cache.nix": options}`` when NixOS host ``name`` is the cache or an NFS client
-        (what ``deploys/vps.py`` writes there), else ``{}``."""
+        (what ``deploys/vps.py`` writes there), else ``{}``; the cache's options are a function
+        of its NixOS release (``nixos.render_modules`` applies it)."""
         if self.roles is None:
             return {}
         if name == self.roles.cache:
-            return {"nix-cache.nix": nixos_cache_options(self.roles, self.server)}
+            return {"nix-cache.nix": partial(nixos_cache_options, self.roles, self.server)}
         if self.roles.nfs and name in self.roles.clients:
             return {"nix-cache.nix": nixos_client_options(self.roles)}
         return {}

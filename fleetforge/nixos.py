@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from fleetforge.models import HostFacts, TuningPlan
@@ -77,15 +78,21 @@ def nixos_options(plan: TuningPlan, facts: HostFacts) -> dict[str, dict[str, Any
     return options
 
 
-def render_modules(
-    plan: TuningPlan, facts: HostFacts, extra: dict[str, dict[str, Any]] | None = None
-) -> dict[str, str]:
+ModuleOptions = dict[str, Any] | Callable[[str | None], dict[str, Any]]
+
+
+def render_modules(plan: TuningPlan, facts: HostFacts, extra: dict[str, ModuleOptions] | None = None) -> dict[str, str]:
     """``{remote path: content}`` of every module under ``/etc/nixos/fleetforge``.
 
-    ``extra``: more ``{module file: option values}`` (the Nix cache host's ``nix-cache.nix``).
-    ``default.nix`` imports the others; ``configuration.nix`` imports ``./fleetforge``.
+    ``extra``: more ``{module file: option values}`` (the Nix cache host's ``nix-cache.nix``);
+    a value may be a function of the host's NixOS release (``facts.os.nixos_release``, ``"YY.MM"``
+    or ``None``) for options that differ between releases. ``default.nix`` imports the others;
+    ``configuration.nix`` imports ``./fleetforge``. Raises what such a function raises
+    (``PlanError`` for a release it does not support).
     """
-    options = {**nixos_options(plan, facts), **(extra or {})}
+    release = facts.os.nixos_release
+    more = {name: opts(release) if callable(opts) else opts for name, opts in (extra or {}).items()}
+    options = {**nixos_options(plan, facts), **more}
     files = {
         f"{NIXOS_MODULE_DIR}/{name}": render("nixos-module.nix.j2", host=plan.host, name=name, options=opts)
         for name, opts in options.items()

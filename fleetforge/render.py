@@ -33,6 +33,7 @@ that name's values until the next deploy re-probes; ``fleetforge verify`` report
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -96,13 +97,41 @@ def _nix_string(value: str) -> str:
     return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
 
 
+@dataclass(frozen=True)
+class MkIf:
+    """A NixOS option value defined only when ``condition`` holds on the host: written as
+    ``lib.mkIf (condition) value`` (the module then takes ``{ config, lib, ... }``).
+
+    ``condition`` is Nix code and must be a constant of fleetforge's own source (a module-level
+    string such as ``nixcache.IPTABLES_BACKEND``), never built from host data or host output;
+    ``value`` goes through ``to_nix`` like any other value.
+    """
+
+    condition: str
+    value: Any
+
+
+def reads_config(value: Any) -> bool:
+    """Whether ``value`` holds an ``MkIf`` anywhere (its module needs ``config`` and ``lib``)."""
+    if isinstance(value, MkIf):
+        return True
+    if isinstance(value, dict):
+        return any(reads_config(v) for v in value.values())
+    if isinstance(value, list):
+        return any(reads_config(v) for v in value)
+    return False
+
+
 def to_nix(value: Any, indent: int = 0) -> str:
     """A Python value as a Nix expression: dicts as attrsets (keys quoted when needed), lists,
-    strings (``\\``, ``"`` and ``${`` escaped), ints, bools, ``None`` as ``null``.
+    strings (``\\``, ``"`` and ``${`` escaped), ints, bools, ``None`` as ``null``, ``MkIf``
+    as ``lib.mkIf (condition) value``.
 
     Raises ``TypeError`` for anything else (floats included: NixOS options here take none).
     """
     pad = "  " * indent
+    if isinstance(value, MkIf):
+        return f"lib.mkIf ({value.condition}) {to_nix(value.value, indent)}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -143,7 +172,9 @@ def environment() -> Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters.update(comment=comment, udev=udev_value, unit=unit_value, word=word, nix=to_nix)
+    env.filters.update(
+        comment=comment, udev=udev_value, unit=unit_value, word=word, nix=to_nix, reads_config=reads_config
+    )
     return env
 
 

@@ -10,6 +10,8 @@ file changed or the live state drifted from the plan, so a second run changes no
 
 from __future__ import annotations
 
+from functools import partial
+
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import server
@@ -88,7 +90,8 @@ def nix_cache_module() -> dict:
     if roles is None:
         return {}
     if host.name == roles.cache:
-        return {"nix-cache.nix": nixos_cache_options(roles, inventory_settings()[host.name].nix_cache_server)}
+        server = inventory_settings()[host.name].nix_cache_server
+        return {"nix-cache.nix": partial(nixos_cache_options, roles, server)}  # of the host's release
     if roles.nfs and host.name in roles.clients:
         return {"nix-cache.nix": nixos_client_options(roles)}
     return {}

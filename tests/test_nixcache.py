@@ -90,54 +90,6 @@ def test_the_key_fact_reads_the_public_key_and_the_secret_mode_only():
         NixCacheKey().process(["@@public", "not a key", "@@secret", "@@cache", "@@done"])
 
 
-def _nix_eval_module(tmp_path, options):
-    import json
-    import shutil
-    import subprocess
-
-    import fleetforge.nixos  # noqa: F401 - registers the templates' ``nix`` filter
-
-    if shutil.which("nix-instantiate") is None:
-        pytest.fail("nix-instantiate is missing: apt-get install nix-bin (scripts/setup.sh does)")
-    module = tmp_path / "nix-cache.nix"
-    module.write_text(render("nixos-module.nix.j2", host="cache", name="nix-cache.nix", options=options))
-    out = subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", "-E", f"import {module} {{}}"],
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
-@pytest.mark.parametrize("server", ["nix-serve", "harmonia"])
-@pytest.mark.parametrize("nfs", [False, True])
-def test_nixos_cache_module_evaluates_to_its_options(tmp_path, server, nfs):
-    """The NixOS cache host's module, checked with the real evaluator (NixOS itself cannot run
-    here): bound to the LAN address, key from the host, firewall opened per client only."""
-    from fleetforge.nixcache import SECRET_KEY, nixos_cache_options
-
-    data = {**DATA, "cache": {"lan_address": "10.77.0.10", "nix_cache_nfs": nfs}}
-    options = nixos_cache_options(roles({"nix_cache": ["cache"]}, data), server)
-    assert _nix_eval_module(tmp_path, options) == options
-    if server == "nix-serve":
-        assert options["services"]["nix-serve"] == {
-            "enable": True,
-            "bindAddress": "10.77.0.10",
-            "port": 5000,
-            "secretKeyFile": SECRET_KEY,
-        }
-    else:
-        assert options["services"]["harmonia"]["settings"]["bind"] == "10.77.0.10:5000"
-        assert options["services"]["harmonia"]["signKeyPaths"] == [SECRET_KEY]
-    rules = options["networking"]["firewall"]["extraCommands"].split("\n")
-    sources = {r.split(" -s ")[1].split()[0] for r in rules if r}
-    assert sources == {"10.77.0.11", "10.77.0.12"}  # the clients, never a subnet
-    assert ("nfs" in options["services"]) == nfs
-    if nfs:
-        assert "10.77.0.11(ro,root_squash" in options["services"]["nfs"]["server"]["exports"]
-
-
 def test_keygen_makes_a_0600_key_once_and_rotates_on_a_new_name(tmp_path):
     """The cache host's key script, run for real with nix-store (as on the host)."""
     import subprocess
@@ -164,18 +116,6 @@ def test_keygen_makes_a_0600_key_once_and_rotates_on_a_new_name(tmp_path):
     assert public.read_text().startswith("fleetforge-cache-2:")
     assert (tmp_path / "k" / "public-key.old").read_text() == first  # the old pair is kept aside
     assert oct(secret.stat().st_mode & 0o777) == "0o600"
-
-
-def test_nixos_nfs_client_module_evaluates_to_a_read_only_mount_of_the_export(tmp_path):
-    """NixOS clients of an NFS cache get ``fileSystems`` (no unit file in the generated /etc),
-    checked with the real evaluator."""
-    from fleetforge.nixcache import CACHE_DIR, NFS_MOUNT, nixos_client_options
-
-    data = {**DATA, "cache": {"lan_address": "10.77.0.10", "nix_cache_nfs": True}}
-    options = nixos_client_options(roles({"nix_cache": ["cache"]}, data))
-    assert _nix_eval_module(tmp_path, options) == options
-    mount = options["fileSystems"][NFS_MOUNT]
-    assert mount["device"] == f"10.77.0.10:{CACHE_DIR}" and mount["fsType"] == "nfs" and "ro" in mount["options"]
 
 
 # ---------------------------------------------------------------- hostile names and answers
@@ -299,14 +239,20 @@ def test_verify_hashes_the_cache_hosts_files_naming_a_deleted_one(tmp_path):
 def test_the_mount_unit_and_firewall_rules_keep_their_structure():
     import shlex
 
-    from fleetforge.nixcache import MOUNT_UNIT, nfs_client_files, nixos_cache_options
+    from fleetforge.nixcache import MOUNT_UNIT, firewall_rules, nfs_client_files
 
     cache = {"lan_address": "10.77.0.10", "nix_cache_nfs": True, "nix_cache_key_name": "k-1"}
     r = roles({"nix_cache": ["ca%nche"]}, {"ca%nche": cache, "web": DATA["web"]})
     unit = nfs_client_files(r)[MOUNT_UNIT]
     assert "Description=fleetforge: Nix binary cache of ca%%nche over NFS" in unit.splitlines()
-    rules = nixos_cache_options(r)["networking"]["firewall"]["extraCommands"].splitlines()
-    assert [shlex.split(rule) for rule in rules] == [
+    iptables, nftables = firewall_rules(sorted(r.clients.values()), [5000, 2049])
+    assert [shlex.split(rule) for rule in iptables.splitlines()] == [
         ["iptables", "-A", "nixos-fw", "-p", "tcp", "-s", "10.77.0.11", "--dport", str(port), "-j", "nixos-fw-accept"]
         for port in (5000, 2049)
     ]
+    assert nftables.splitlines() == [
+        "ip saddr 10.77.0.11 tcp dport 5000 accept",
+        "ip saddr 10.77.0.11 tcp dport 2049 accept",
+    ]
+    with pytest.raises(ValueError):  # only addresses reach the rules (settings check lan_address too)
+        firewall_rules(["10.0.0.1 accept; flush ruleset"], [5000])
