@@ -1,13 +1,25 @@
 """A ``TuningPlan`` as NixOS modules: on NixOS ``/etc`` is generated, so instead of writing
 ``/etc/sysctl.d`` the plan becomes option values in ``/etc/nixos/fleetforge/*.nix``, imported by
-``configuration.nix``:
+``configuration.nix``.
 
-| plan          | NixOS option (nixpkgs module)                                           |
-|---------------|-------------------------------------------------------------------------|
-| sysctls       | ``boot.kernel.sysctl."key"`` (nixos/modules/config/sysctl.nix)           |
-| disk rules    | ``services.udev.extraRules`` (the same rule lines as on other distros)  |
-| zram          | ``zramSwap.{enable, memoryPercent, memoryMax, algorithm, priority}``     |
-| Nix settings  | ``nix.settings.<key>``, each key once (lists for list-valued keys)      |
+Each option with its nixpkgs type and the NixOS releases it has that type in (evidence, merge
+rules and NixOS's own definitions: ``docs/nixos-options.md``; the cache host's options, which do
+change between releases, are in ``fleetforge.nixcache``):
+
+| plan          | NixOS option (nixpkgs module)                         | type                        | releases          |
+|---------------|-------------------------------------------------------|-----------------------------|-------------------|
+| sysctls       | ``boot.kernel.sysctl."key"`` (config/sysctl.nix)      | bool, str, int or null; one definition per priority | all |
+|               | ``"net.core.rmem_max"``/``"wmem_max"``                | null or unsigned int (max wins) | 23.05+ / 24.05+ (before: any) |
+| disk rules    | ``services.udev.extraRules`` (services/hardware/udev.nix) | lines                   | all               |
+| zram          | ``zramSwap.{enable, memoryPercent, algorithm, priority}`` (config/zram.nix) | bool, int (positive since nixpkgs PR #444426), str, int | all |
+|               | ``zramSwap.memoryMax`` (bytes)                        | null or int                 | 21.05+            |
+| Nix settings  | ``nix.settings.<key>`` (config/nix.nix; services/misc/nix-daemon.nix before 23.11) | freeform; lists for list-valued keys | 22.05+ |
+
+fleetforge writes plain definitions (priority 100): a host's own plain definition of the same
+sysctl or zram option is a NixOS evaluation error that names both files, and a host's
+``lib.mkForce`` wins over fleetforge (verify then reports the difference). Ints stay ints
+(``net.core.rmem_max`` refuses strings). cache.nixos.org and its key are not planned on NixOS:
+NixOS adds them itself (``planner.ADDED_BY_NIXOS``).
 
 ``nixos_options(plan)`` builds the option values as plain data; ``render_modules`` writes them
 with jinja2 and ``to_nix``. Rendered modules take no arguments but ``...`` so that the real
