@@ -161,6 +161,10 @@ def cache_roles(groups: dict[str, list[str]], settings: dict[str, HostSettings])
 #   26.05: services.harmonia.cache.{enable, signKeyPaths, settings} (harmonia 3.0, PR #488515;
 #          the flat names still evaluate, with rename warnings) - inferred
 #   25.11: networking.firewall.backend (firewalld PR #398587) - read at evaluation, see below
+# Unchanged in every release read (types in docs/nixos-options.md): services.nix-serve.{enable,
+# bindAddress (str), port (types.port), secretKeyFile (null or str)}, services.nfs.server.{enable,
+# exports (lines)}, fileSystems.<mount>.{device, fsType, options}, systemd.services.<name>.
+# {description, serviceConfig, script, startAt}, assertions.
 # Nothing older than 23.05 is supported for the cache host: the per-client nftables rules need
 # extraInputRules, and NixOS refuses a definition of an option it does not declare.
 CACHE_HOST_MIN_RELEASE = "23.05"
