@@ -217,6 +217,21 @@ def _harmonia(release: str, bind: str) -> dict[str, Any]:
     return {"cache": {"enable": True, "signKeyPaths": [SECRET_KEY], "settings": settings}}
 
 
+def _nfs_server_options(clients: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``services.nfs`` and ``systemd`` values of an NFS cache host: the export, read-only to
+    ``clients``, and the service that refreshes the signed cache every 5 minutes."""
+    opts = "(ro,root_squash,no_subtree_check,sec=sys)"
+    nfs = {"server": {"enable": True, "exports": f"{CACHE_DIR} " + " ".join(f"{c}{opts}" for c in clients) + "\n"}}
+    copy = ["/run/current-system/sw/bin/nix", "--extra-experimental-features", "nix-command", "copy", "--all"]
+    refresh = {
+        "description": "fleetforge: refresh the signed Nix binary cache",
+        "serviceConfig": {"Type": "oneshot", "UMask": "0022"},
+        "script": shlex.join([*copy, "--to", f"file://{CACHE_DIR}?secret-key={SECRET_KEY}&compression=zstd"]),
+        "startAt": "*:0/5",
+    }
+    return nfs, {"services": {"fleetforge-nix-cache": refresh}}
+
+
 def nixos_cache_options(roles: CacheRoles, server: str = "nix-serve", release: str | None = None) -> dict[str, Any]:
     """NixOS option values for a NixOS cache host (the module ``nix-cache.nix``), for NixOS
     ``release`` (``"YY.MM"``, the probe's ``os.nixos_release``).
@@ -265,30 +280,7 @@ def nixos_cache_options(roles: CacheRoles, server: str = "nix-serve", release: s
         serve = {"nix-serve": {"enable": True, "bindAddress": bind, "port": roles.port, "secretKeyFile": SECRET_KEY}}
     options["services"] = serve
     if roles.nfs:
-        opts = "(ro,root_squash,no_subtree_check,sec=sys)"
-        options["services"]["nfs"] = {
-            "server": {"enable": True, "exports": f"{CACHE_DIR} " + " ".join(f"{c}{opts}" for c in clients) + "\n"}
-        }
-        options["systemd"] = {
-            "services": {
-                "fleetforge-nix-cache": {
-                    "description": "fleetforge: refresh the signed Nix binary cache",
-                    "serviceConfig": {"Type": "oneshot", "UMask": "0022"},
-                    "script": shlex.join(
-                        [
-                            "/run/current-system/sw/bin/nix",
-                            "--extra-experimental-features",
-                            "nix-command",
-                            "copy",
-                            "--all",
-                            "--to",
-                            f"file://{CACHE_DIR}?secret-key={SECRET_KEY}&compression=zstd",
-                        ]
-                    ),  # fmt: skip
-                    "startAt": "*:0/5",
-                }
-            }
-        }
+        options["services"]["nfs"], options["systemd"] = _nfs_server_options(clients)
     return options
 
 
