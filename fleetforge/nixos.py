@@ -6,14 +6,15 @@ Each option with its nixpkgs type and the NixOS releases it has that type in (ev
 rules and NixOS's own definitions: ``docs/nixos-options.md``; the cache host's options, which do
 change between releases, are in ``fleetforge.nixcache``):
 
-| plan          | NixOS option (nixpkgs module)                         | type                        | releases          |
-|---------------|-------------------------------------------------------|-----------------------------|-------------------|
-| sysctls       | ``boot.kernel.sysctl."key"`` (config/sysctl.nix)      | bool, str, int or null; one definition per priority | all |
-|               | ``"net.core.rmem_max"``/``"wmem_max"``                | null or unsigned int (max wins) | 23.05+ / 24.05+ (before: any) |
-| disk rules    | ``services.udev.extraRules`` (services/hardware/udev.nix) | lines                   | all               |
-| zram          | ``zramSwap.{enable, memoryPercent, algorithm, priority}`` (config/zram.nix) | bool, int (positive since nixpkgs PR #444426), str, int | all |
-|               | ``zramSwap.memoryMax`` (bytes)                        | null or int                 | 21.05+            |
-| Nix settings  | ``nix.settings.<key>`` (config/nix.nix; services/misc/nix-daemon.nix before 23.11) | freeform; lists for list-valued keys | 22.05+ |
+- sysctls: ``boot.kernel.sysctl."key"`` (config/sysctl.nix): bool, str, int or null, one
+  definition per priority, all releases; ``"net.core.rmem_max"``/``"wmem_max"``: null or
+  unsigned int, the largest definition wins (23.05+ / 24.05+; before, like any key).
+- disk rules: ``services.udev.extraRules`` (services/hardware/udev.nix): lines, all releases.
+- zram: ``zramSwap.{enable, memoryPercent, algorithm, priority}`` (config/zram.nix): bool, int
+  (positive since nixpkgs PR #444426), str, int, all releases; ``zramSwap.memoryMax`` (bytes):
+  null or int, 21.05+.
+- Nix settings: ``nix.settings.<key>`` (config/nix.nix; services/misc/nix-daemon.nix before
+  23.11): freeform, lists for list-valued keys, 22.05+.
 
 fleetforge writes plain definitions (priority 100): a host's own plain definition of the same
 sysctl or zram option is a NixOS evaluation error that names both files, and a host's
