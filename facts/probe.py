@@ -56,7 +56,8 @@ ZRAM_GENERATOR_PATHS = (
     "/lib/systemd/system-generators/zram-generator",
 )
 REQUIRED_SECTIONS = ("lsblk", "queue", "cpu", "meminfo", "os-release", "done")
-_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # RFC 1123 host name label
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 _NIXOS_RELEASE = re.compile(r"(\d{2}\.\d{2})(?:[.\s]|pre|$)")  # "26.05pre...": unstable, the coming release
 # Devices that are never tuned as disks.
 IGNORED_DISK_PREFIXES = ("loop", "zram", "ram", "sr", "fd", "nbd", "dm-", "md")
