@@ -47,7 +47,9 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
             if node.level:
                 parts = package.split(".")
                 base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
-            names = [f"{base}.{alias.name}" for alias in node.names] + [base]
+            names = [f"{base}.{alias.name}" for alias in node.names]
+            if not all(name in known for name in names):  # `from pkg import submodule` is no import of pkg
+                names.append(base)
         else:
             continue
         for full in names:
