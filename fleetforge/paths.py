@@ -7,7 +7,8 @@ without extra round trips.
 UDEV_RULES = "/etc/udev/rules.d/60-fleetforge-io.rules"
 SYSCTL_CONF = "/etc/sysctl.d/60-fleetforge.conf"
 # zram-generator reads exactly this file; writing it *owns* Debian's default instead of
-# stacking a second device next to it (zram-generator.conf(5): one file per device name).
+# stacking a second device next to it (zram-generator.conf(5): this file replaces the packaged
+# /usr/lib/systemd/zram-generator.conf).
 ZRAM_GENERATOR_CONF = "/etc/systemd/zram-generator.conf"
 NIX_CONF = "/etc/nix/nix.conf"
 
