@@ -57,6 +57,7 @@ PACKAGES: tuple[str, ...] = (
     "nfs-kernel-server",
     "nfs-common",
     "nix-bin",
+    "git",  # the NixOS stand-in's git-tracked /etc/nixos (a flake sees only files git knows)
     "nginx-light",
     "parted",
     "gdisk",

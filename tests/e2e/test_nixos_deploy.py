@@ -73,7 +73,7 @@ def test_second_run_changes_nothing(standin):
     [
         (
             {"nix_settings": {"max-jobs": "lots"}},
-            "nixos-rebuild test failed: error: The option `nix.settings.max-jobs' is not of type",
+            "nixos-rebuild test failed: error: A definition for option `nix.settings.max-jobs' is not of type",
         ),
         ({"sysctl": {"vm.dirty_ratio": 500}}, "nixos-rebuild test failed: error: sysctl -q -w vm.dirty_ratio=500"),
         # the kernel keeps read-ahead in whole pages: 4097 KiB reads back as 4096
