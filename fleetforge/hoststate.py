@@ -140,7 +140,8 @@ def inspect(
     host = host or _connect(name, data)
     facts = probe_with(host, settings)
     plan = plan_host(name, facts, settings)
-    checks = [*checks_for(plan, nixos=facts.os.is_nixos), *persistence_checks(plan, facts)]
+    persistent = persistence_checks(plan, facts, flake_host=settings.nixos_flake_host)
+    checks = [*checks_for(plan, nixos=facts.os.is_nixos), *persistent]
     results = run_checks(name, host, checks)
     out = host.run(shlex.join(["sh", "-c", STATE_SCRIPT, "fleetforge-state", *MANAGED_FILES]))
     if out.rc != 0:

@@ -14,6 +14,13 @@ or activation error, or a check that fails) the host goes back to where it was:
   a boot-only host is never activated live;
 
 and the operation fails, so pyinfra reports that host as failed with the reason.
+
+Flake hosts (``fleetforge.nixos_flake``) are built with ``--flake /etc/nixos#<name>``. Nix reads a
+flake in a git work tree from the files git knows only, so when ``/etc/nixos`` is in one, every
+file fleetforge manages there is ``git add``-ed before the first action (nothing is committed:
+the commit stays the operator's). A rollback leaves the index consistent with the restored files:
+a file git did not track before is dropped from the index (``git rm --cached``), a file it did is
+added again with its restored content.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from types import SimpleNamespace
 from pyinfra import logger
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 
+from fleetforge.nixos_flake import FLAKE_DIR
 from fleetforge.verify import Check, run_checks
 
 SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
@@ -63,25 +71,79 @@ def _restore(host, written: list[tuple[str, str | None]]) -> None:
             _run(host, "rm", "-f", path)
 
 
-def activate(state, host, actions: list[str], checks: list[Check], written: list[tuple[str, str | None]]) -> bool:
+def _git_track(host, files: list[str]) -> tuple[bool, str, set[str] | None]:
+    """``git add`` ``files`` (absolute paths under /etc/nixos) if /etc/nixos is in a git work
+    tree: ``(ok, error, the files git tracked before)``; ``None`` when not in git."""
+    ok, output = host.run_shell_command(StringCommand("git", "-C", FLAKE_DIR, "rev-parse", "--is-inside-work-tree"))
+    if not ok or output.stdout_lines != ["true"]:
+        return True, "", None
+    relative = [_relative(path) for path in files]
+    ok, output = host.run_shell_command(
+        StringCommand("git", "-C", FLAKE_DIR, "ls-files", "--", *[QuoteString(p) for p in relative])
+    )
+    tracked = {f"{FLAKE_DIR}/{line}" for line in output.stdout_lines} if ok else set()
+    ok, detail = _run(host, "git", "-C", FLAKE_DIR, "add", "--", *relative)
+    return ok, f"git add in {FLAKE_DIR}: {detail}", tracked
+
+
+def _git_restore(host, files: list[str], tracked: set[str]) -> None:
+    for path in files:
+        if path in tracked:
+            _run(host, "git", "-C", FLAKE_DIR, "add", "--", _relative(path))
+        else:
+            _run(host, "git", "-C", FLAKE_DIR, "rm", "--cached", "--quiet", "--ignore-unmatch", "--", _relative(path))
+
+
+def _relative(path: str) -> str:
+    if not path.startswith(f"{FLAKE_DIR}/"):
+        raise ValueError(f"{path}: not under {FLAKE_DIR}")
+    return path[len(FLAKE_DIR) + 1 :]
+
+
+def _roll_back(host, before: str, live: bool, written: list[tuple[str, str | None]], git) -> str:
+    """Restore the files (and the git index: ``git`` is ``(files, tracked before)`` or ``None``),
+    then the system profile; return the generation the profile is back at."""
+    _restore(host, written)
+    if git is not None:
+        _git_restore(host, *git)
+    if _generation(host) != before:  # a switch/boot made a new generation: drop it
+        _run(host, "nixos-rebuild", "switch" if live else "boot", "--rollback")
+    elif live:  # only `test` ran (or switch failed before building): re-activate the profile
+        _run(host, f"{SYSTEM_PROFILE}/bin/switch-to-configuration", "test")
+    return _generation(host)
+
+
+def activate(
+    state,
+    host,
+    actions: list[str],
+    checks: list[Check],
+    written: list[tuple[str, str | None]],
+    flake: str | None = None,
+    flake_files: list[str] = (),
+) -> bool:
     """Run the actions with verification; roll back and return ``False`` on any failure."""
     before = _generation(host)
     done: list[str] = []
+    git = None
+    if flake_files:
+        ok, detail, tracked = _git_track(host, list(flake_files))
+        git = (list(flake_files), tracked) if tracked is not None else None
+        if not ok:
+            after = _roll_back(host, before, False, written, git)
+            logger.error(f"{host.print_prefix}{detail.strip()}; files restored, system profile at {after}")
+            return False
+    flake_args = ("--flake", flake) if flake else ()
     for action in actions:
-        ok, detail = _run(host, "nixos-rebuild", action)
+        ok, detail = _run(host, "nixos-rebuild", action, *flake_args)
         if ok and action in ("test", "switch"):
             failed = [r for r in run_checks(host.name, _PyinfraRunner(host), checks) if r.severity == "fail"]
             ok, detail = not failed, "; ".join(r.line() for r in failed[:5])
         if ok:
             done.append(action)
             continue
-        _restore(host, written)
         live = any(a in ("test", "switch") for a in [*done, action])
-        if _generation(host) != before:  # a switch/boot made a new generation: drop it
-            _run(host, "nixos-rebuild", "switch" if live else "boot", "--rollback")
-        elif live:  # only `test` ran (or switch failed before building): re-activate the profile
-            _run(host, f"{SYSTEM_PROFILE}/bin/switch-to-configuration", "test")
-        after = _generation(host)
+        after = _roll_back(host, before, live, written, git)
         logger.error(
             f"{host.print_prefix}nixos-rebuild {action} failed: {detail.strip()}; files restored, "
             f"system profile back at {after} (was {before})"
@@ -92,12 +154,21 @@ def activate(state, host, actions: list[str], checks: list[Check], written: list
 
 
 @operation()
-def nixos_activate(actions: list[str], checks: list[Check], written: list[tuple[str, str | None]]):
+def nixos_activate(
+    actions: list[str],
+    checks: list[Check],
+    written: list[tuple[str, str | None]],
+    flake: str | None = None,
+    flake_files: list[str] = (),
+):
     """Activate the modules with ``actions`` (``test``/``switch``/``boot``), verifying with
     ``checks`` after ``test`` and ``switch``.
 
     + actions: ``nixos-rebuild`` actions in order
     + checks: the plan's checks (``fleetforge.verify.checks_for(plan, nixos=True)``)
     + written: ``(path, backup path or None)`` of every file this run wrote, for the rollback
+    + flake: ``/etc/nixos#<name>`` for a flake host (``--flake``), else ``None``
+    + flake_files: a flake host's managed files under /etc/nixos, ``git add``-ed when it is a git
+      work tree
     """
-    yield FunctionCommand(activate, (actions, checks, written), {})
+    yield FunctionCommand(activate, (actions, checks, written), {"flake": flake, "flake_files": list(flake_files)})

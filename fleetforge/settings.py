@@ -120,6 +120,9 @@ NixSettingName = matching(r"[a-z0-9][a-z0-9-]*", "a nix.conf setting name like m
 Substituter = matching(r"(https?|file|s3|ssh|ssh-ng)://\S+", "a substituter URL like https://cache.example.org")
 PublicKey = matching(r"[^\s:]+:[A-Za-z0-9+/=]+", "a public key like cache.example.org-1:base64")
 KeyName = matching(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a key name like fleetforge-cache-1")
+# a Nix name that is also a safe flake fragment (no quotes, dots or '#'): fleetforge.nixos_flake
+FLAKE_HOST_PATTERN = r"[A-Za-z_][A-Za-z0-9_-]*"
+FlakeHost = matching(FLAKE_HOST_PATTERN, "a nixosConfigurations name like web-1")
 
 
 class DiskSettings(BaseModel):
@@ -194,6 +197,9 @@ class HostSettings(BaseModel):
     # NixOS hosts: the order of ``nixos-rebuild`` actions; the plan is verified after ``test``
     # (and after ``switch``); ``["boot"]`` for hosts that must not be switched live.
     nixos_activation: list[Literal["test", "switch", "boot"]] = ["test", "switch"]
+    # flake hosts (/etc/nixos/flake.nix): the host's nixosConfigurations name, when it is not the
+    # host's own name (uname -n); activated as nixos-rebuild ACTION --flake /etc/nixos#NAME
+    nixos_flake_host: FlakeHost | None = None
     # staged rollout: checks after each wave's deploy (``fleetforge rollout``, fleetforge/health.py)
     health_checks: list[HealthCheck] = []
     # offline ISO bundle (deploys/iso_bundle.py): where it goes on the host (fleetforge

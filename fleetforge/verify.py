@@ -28,7 +28,8 @@ from facts.probe import SCRIPT, ZRAM_GENERATOR_PATHS, HostProbe, parse_scheduler
 from fleetforge import sshopts
 from fleetforge.models import HostFacts, TuningPlan
 from fleetforge.nixos import ensure_import, render_modules
-from fleetforge.paths import NIX_CONF, NIXOS_CONFIGURATION, NIXOS_FLAKE
+from fleetforge.nixos_flake import host_flake
+from fleetforge.paths import NIX_CONF, NIXOS_CONFIGURATION
 from fleetforge.planner import NIXOS_CACHE, NIXOS_CACHE_KEY, plan_host, sysctl_keys
 from fleetforge.render import NIX_BEGIN, desired_files
 from fleetforge.settings import HostSettings
@@ -133,13 +134,15 @@ def file_check(path: str, content: str | None, what: str = "") -> Check:
 
 
 def persistence_checks(
-    plan: TuningPlan, facts: HostFacts, nixos_extra: dict[str, Any] | None = None
+    plan: TuningPlan, facts: HostFacts, nixos_extra: dict[str, Any] | None = None, flake_host: str | None = None
 ) -> Iterator[Check]:
     """What a reboot would lose, as checks: every file the deploy writes for this plan (the
     same rendering: ``render.desired_files``, on NixOS ``nixos.render_modules`` with
     ``nixos_extra`` modules and ``configuration.nix`` importing them), and the zram generator
     that turns ``zram-generator.conf`` into zram0 at boot. ``facts``: the probe's, for the
-    lines of ``nix.conf`` and ``configuration.nix`` that the deploy keeps.
+    lines of ``nix.conf`` and ``configuration.nix`` that the deploy keeps; ``flake_host``: host
+    data ``nixos_flake_host`` (a flake host whose entry lists ``./fleetforge`` itself keeps its
+    ``configuration.nix`` as it is).
     """
     if not facts.os.is_nixos:
         for path, content in desired_files(plan, facts).items():
@@ -149,8 +152,12 @@ def persistence_checks(
         return
     for path, content in render_modules(plan, facts, extra=nixos_extra).items():
         yield file_check(path, content)
-    if facts.files.get(NIXOS_FLAKE) is not None:
-        return  # fleetforge writes a flake host's modules but neither imports nor activates them
+    try:
+        flake = host_flake(facts, flake_host)
+    except ValueError:
+        return  # the deploy refuses this flake host: there is no configuration.nix to expect
+    if flake is not None and not flake.via_configuration:
+        return
     current = facts.files.get(NIXOS_CONFIGURATION)
     try:
         expected = ensure_import(current.content) if current is not None else None
@@ -292,7 +299,8 @@ def probe_and_plan(
     host = testinfra_host(name, data)
     facts = probe_with(host, settings)
     plan = plan_host(name, facts, settings)
-    checks = [*checks_for(plan, nixos=facts.os.is_nixos), *persistence_checks(plan, facts, nixos_extra)]
+    persistent = persistence_checks(plan, facts, nixos_extra, settings.nixos_flake_host)
+    checks = [*checks_for(plan, nixos=facts.os.is_nixos), *persistent]
     return host, plan, checks
 
 

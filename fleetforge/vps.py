@@ -20,6 +20,7 @@ from facts.probe import HostProbe
 from fleetforge.models import HostFacts, TuningPlan
 from fleetforge.nixos import ensure_import, render_modules
 from fleetforge.nixos_activate import nixos_activate
+from fleetforge.nixos_flake import host_flake
 from fleetforge.operations import (
     NIX_DAEMON_RESTART,
     SYSCTL_APPLY,
@@ -35,7 +36,6 @@ from fleetforge.operations import (
 from fleetforge.paths import (
     NIX_CONF,
     NIXOS_CONFIGURATION,
-    NIXOS_FLAKE,
     SYSCTL_CONF,
     UDEV_RULES,
     ZRAM_GENERATOR_CONF,
@@ -181,21 +181,19 @@ def tune_nixos(plan: TuningPlan, facts: HostFacts, settings: HostSettings) -> No
     """NixOS: write the plan as modules under /etc/nixos/fleetforge, import them from
     configuration.nix, then activate with verification (``fleetforge.nixos_activate``).
 
-    A flake-based host (``/etc/nixos/flake.nix``) gets the modules and instructions, not an edit
-    of its flake: where its modules list lives is the user's choice, not something to guess.
+    A flake host (``/etc/nixos/flake.nix``) is activated with ``--flake /etc/nixos#<name>`` when
+    its entry lists ``./configuration.nix`` (then that file gets the import) or ``./fleetforge``;
+    anything else is a ``PlanError`` saying what to add by hand (``fleetforge.nixos_flake``).
     """
     files = render_modules(plan, facts, extra=nix_cache_module())
-    configuration = facts.files.get(NIXOS_CONFIGURATION)
-    flake = facts.files.get(NIXOS_FLAKE) is not None
-    if flake:
-        logger.warning(
-            f"{host.print_prefix}flake-based NixOS: add ./fleetforge to the modules of this host's "
-            "nixosConfigurations entry in /etc/nixos/flake.nix, then run nixos-rebuild; "
-            "fleetforge writes the modules but does not edit flakes or activate them"
-        )
-    elif configuration is None:
-        raise PlanError(host.name, "nixos", f"NixOS host without {NIXOS_CONFIGURATION}: nothing imports the modules")
-    else:
+    try:
+        flake = host_flake(facts, settings.nixos_flake_host)
+    except ValueError as exc:
+        raise PlanError(host.name, "nixos_flake_host", str(exc)) from None
+    if flake is None or flake.via_configuration:  # else the flake entry imports ./fleetforge itself
+        configuration = facts.files.get(NIXOS_CONFIGURATION)
+        if configuration is None:
+            raise PlanError(host.name, "nixos", f"no {NIXOS_CONFIGURATION}: nothing would import the modules")
         try:
             files[NIXOS_CONFIGURATION] = ensure_import(configuration.content)
         except ValueError as exc:
@@ -209,8 +207,6 @@ def tune_nixos(plan: TuningPlan, facts: HostFacts, settings: HostSettings) -> No
         ops.append(managed_file(name=f"NixOS module {path}", dest=path, content=content, current=current))
         if current is None or current.content != content:
             written.append((path, backup_path(path) if current is not None else None))
-    if flake:
-        return
     # Live drift matters only where activation changes the live system: a boot-only host differs
     # from its plan by design until it reboots, and must not get a new generation on every run.
     live = any(action in ("test", "switch") for action in settings.nixos_activation)
@@ -222,5 +218,7 @@ def tune_nixos(plan: TuningPlan, facts: HostFacts, settings: HostSettings) -> No
         actions=settings.nixos_activation,
         checks=list(checks_for(plan, nixos=True)),
         written=written,
+        flake=flake.ref if flake else None,
+        flake_files=sorted(files) if flake else [],
         _if=lambda: bool(drift) or any(op.did_change() for op in ops),
     )
