@@ -12,9 +12,15 @@ that opens ``ssh`` itself (``fleetforge verify``, the rollout's snapshots and he
 | ``ssh_known_hosts_file``         | ``-o UserKnownHostsFile=FILE``                                 |
 | ``ssh_strict_host_key_checking`` | ``-o StrictHostKeyChecking=V`` (default ``accept-new``, pyinfra's) |
 | ``ssh_connect_timeout``          | ``-o ConnectTimeout=S``                                        |
+| ``ssh_keepalive_interval``       | ``-o ServerAliveInterval=S`` (default 15, as ``@asyncssh``)    |
+| ``ssh_keepalive_count_max``      | ``-o ServerAliveCountMax=N`` (default 3, as ``@asyncssh``)     |
 | ``ssh_allow_agent = False``      | ``-o IdentityAgent=none``                                      |
 | ``ssh_password``, ``ssh_key_password`` | answered through ``SSH_ASKPASS`` (below), never on argv  |
 | ``_sudo``, ``_sudo_user``        | commands run under ``sudo`` (by the caller)                    |
+
+Keepalives also bound a shared master connection (``ControlPersist``): a host that stops
+answering mid-run is dropped after about interval x (count + 1) seconds instead of hanging every
+command multiplexed over it.
 
 Options always end with ``--``: whatever the destination holds, ssh(1) reads no option after it.
 
@@ -56,6 +62,9 @@ _PATH = re.compile(r"[A-Za-z0-9_./~+@:,=][A-Za-z0-9_./~+@:,=-]*")
 STRICT_VALUES = ("yes", "no", "off", "accept-new", "ask")
 DEFAULT_STRICT = "accept-new"  # pyinfra's default (pyinfra.connectors.ssh)
 CONTROL_PERSIST_S = 15
+# a host (or a shared master connection to it) that stops answering is dropped after about
+# interval x (count + 1) seconds; the same defaults as the @asyncssh connector (ssh_keepalive_*)
+KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT_MAX = 15, 3
 
 ASKPASS_SCRIPT = """#!/bin/sh
 # fleetforge: answers OpenSSH's key passphrase and password prompts (fleetforge/sshopts.py)
@@ -112,6 +121,18 @@ def _timeout_problem(value: Any) -> str | None:
     return None
 
 
+def _count_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+        return f"expected a whole number 1-100, got {value!r}"
+    return None
+
+
+def _interval_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3600:
+        return f"expected a whole number of seconds 1-3600, got {value!r}"
+    return None
+
+
 def _secret_problem(value: Any) -> str | None:
     # Never show the value: it is a secret.
     return None if _text(value) is not None else "expected a non-empty string on one line (value not shown)"
@@ -126,6 +147,8 @@ _CHECKS = {
     "ssh_known_hosts_file": _path_problem,
     "ssh_strict_host_key_checking": _strict_problem,
     "ssh_connect_timeout": _timeout_problem,
+    "ssh_keepalive_interval": _interval_problem,
+    "ssh_keepalive_count_max": _count_problem,
     "ssh_password": _secret_problem,
     "ssh_key_password": _secret_problem,
     "_sudo_user": _user_problem,
@@ -171,6 +194,8 @@ class SshConnection:
     known_hosts_file: str | None = None
     strict_host_key_checking: str = DEFAULT_STRICT
     connect_timeout: float | None = None
+    keepalive_interval: int = KEEPALIVE_INTERVAL_S
+    keepalive_count_max: int = KEEPALIVE_COUNT_MAX
     allow_agent: bool = True
     sudo: bool = False
     sudo_user: str | None = None
@@ -187,6 +212,8 @@ class SshConnection:
             "ssh_known_hosts_file": self.known_hosts_file,
             "ssh_strict_host_key_checking": self.strict_host_key_checking,
             "ssh_connect_timeout": self.connect_timeout,
+            "ssh_keepalive_interval": self.keepalive_interval,
+            "ssh_keepalive_count_max": self.keepalive_count_max,
             "ssh_password": self.password,
             "ssh_key_password": self.key_password,
             "_sudo_user": self.sudo_user,
@@ -219,6 +246,8 @@ class SshConnection:
         else:
             argv += ["-o", "BatchMode=yes"]
         argv += ["-o", f"ConnectTimeout={max(1, round(timeout))}"]
+        argv += ["-o", f"ServerAliveInterval={self.keepalive_interval}"]
+        argv += ["-o", f"ServerAliveCountMax={self.keepalive_count_max}"]
         argv += ["-o", f"StrictHostKeyChecking={self.strict_host_key_checking}"]
         if self.known_hosts_file:
             argv += ["-o", f"UserKnownHostsFile={os.path.expanduser(self.known_hosts_file)}"]
@@ -286,6 +315,8 @@ def connection(host: str, data: dict[str, Any]) -> SshConnection:
         known_hosts_file=data.get("ssh_known_hosts_file") or None,
         strict_host_key_checking=data.get("ssh_strict_host_key_checking") or DEFAULT_STRICT,
         connect_timeout=data.get("ssh_connect_timeout") or None,
+        keepalive_interval=data.get("ssh_keepalive_interval") or KEEPALIVE_INTERVAL_S,
+        keepalive_count_max=data.get("ssh_keepalive_count_max") or KEEPALIVE_COUNT_MAX,
         allow_agent=data.get("ssh_allow_agent") is not False,
         sudo=bool(data.get("_sudo")),
         sudo_user=data.get("_sudo_user") or None,

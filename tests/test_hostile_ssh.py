@@ -52,6 +52,8 @@ def hostile(marker):
         ("ssh_config_file", "/tmp/a config"),
         ("ssh_known_hosts_file", "%d/.ssh/known_hosts"),
         ("ssh_strict_host_key_checking", "no -oProxyCommand=x"),
+        ("ssh_keepalive_interval", "15 -oProxyCommand=x"),
+        ("ssh_keepalive_count_max", 0),
     ]
 
 
@@ -116,7 +118,8 @@ DATA = {
     "_sudo": True,
 }
 OPTIONS = [
-    "-o", "ConnectTimeout=10", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=/srv/keys/known_hosts",
+    "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3",
+    "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=/srv/keys/known_hosts",
     "-p", "2222", "-l", "debian", "-i", "/srv/keys/id_ed25519", "-o", "IdentitiesOnly=yes",
 ]  # fmt: skip
 

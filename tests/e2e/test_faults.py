@@ -133,7 +133,13 @@ class Background:
     def wait(self, timeout: float) -> tuple[str, str, dict]:
         """Wait for the rollout to end (``subprocess.TimeoutExpired``: it hangs); return its
         stdout, stderr and record."""
-        self.proc.wait(timeout=timeout)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:  # show where it hangs: stderr lines with their times
+            start = self.lines[0][0] if self.lines else 0
+            print("rollout stderr so far:", "".join(f"{t - start:7.1f} {line}" for t, line in self.lines)[-6000:])
+            print("rollout stdout so far:", "".join(self.stdout)[-3000:])
+            raise
         for reader in self.readers:
             reader.join(5)
         stdout, stderr = "".join(self.stdout), "".join(line for _, line in self.lines)
