@@ -49,7 +49,8 @@ class DeployResult:
     ``failed``: ``{host: reason}``. ``changed_ops``: ``{host: [operation names]}``, or
     ``{host: "unknown"}`` when neither pyinfra's JSON nor the event log tells. ``unfinished_ops``:
     ``{host: [names]}`` of operations that started but did not finish successfully (they may
-    have changed the host partly); only filled when pyinfra gave no JSON results.
+    have changed the host partly): from pyinfra's JSON, the operations that errored on the host
+    (a failed command, a connection dropped mid-operation); without it, from the event log.
     ``source``: ``"pyinfra results"``, ``"event log"`` or ``"none"``.
     """
 
@@ -140,16 +141,20 @@ def parse_deploy(
         changed, unfinished = changes_from_events(hosts, events)
         return DeployResult(returncode, failed, dict(changed), [], 0.0, unfinished, "event log")
     changed_ops: dict[str, Any] = {h: [] for h in hosts}
+    unfinished: dict[str, list[str]] = {}
     for op in operations:
         for h in op.get("success", []):
             if h in changed_ops:
                 changed_ops[h].append(op["name"])
-        failed_names.update(h for h in op.get("error", []) if h in changed_ops)
+        errored = [h for h in op.get("error", []) if h in changed_ops]
+        failed_names.update(errored)
+        for h in errored:  # started, never completed (a failed command, a dropped connection)
+            unfinished.setdefault(h, []).append(op["name"])
     failed = {}
     for h in sorted(failed_names):
         reasons = _host_reasons(stderr, h)
         failed[h] = "deploy failed: " + ("; ".join(reasons[-3:]) if reasons else "pyinfra reported the host failed")
-    return DeployResult(returncode, failed, changed_ops, [], 0.0)
+    return DeployResult(returncode, failed, changed_ops, [], 0.0, unfinished)
 
 
 def run_deploy(inventory: str, deploy: str, hosts: Sequence[str], timeout: float) -> DeployResult:
