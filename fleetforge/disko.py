@@ -13,12 +13,13 @@ import json
 from pyinfra import host, logger
 from pyinfra.api import deploy
 
-from facts.layout import FileContents
-from facts.probe import HostProbe
+from fleetforge.facts.layout import FileContents
+from fleetforge.facts.probe import HostProbe
 from fleetforge.layout import DISKO_DISK_NAME, SWAPFILE, DiskLayout, LayoutSettings, layout_for
 from fleetforge.models import HostFacts
 from fleetforge.nixos import to_nix
 from fleetforge.operations import managed_file
+from fleetforge.paths import MANAGED_FILES
 from fleetforge.render import render
 from fleetforge.settings import inventory_settings
 
@@ -56,7 +57,7 @@ def push_disko() -> None:
     this host's hardware) while pyinfra prepares, before any operation runs.
     """
     settings = inventory_settings(host.inventory)[host.name].disk_layout or LayoutSettings()
-    facts: HostFacts | None = host.get_fact(HostProbe, sysctl_keys=())
+    facts: HostFacts | None = host.get_fact(HostProbe, sysctl_keys=(), files=MANAGED_FILES)
     if facts is None:  # the probe failed: pyinfra has already marked this host failed
         return
     layout = layout_for(host.name, facts, settings)

@@ -26,7 +26,7 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from facts.sections import SHA256, SYSCTL_KEY, WORD, is_kernel_name
+from fleetforge.facts.sections import SHA256, SYSCTL_KEY, WORD, is_kernel_name
 from fleetforge.operations import NIX_DAEMON_RESTART, SYSCTL_APPLY, UDEV_APPLY, ZRAM_APPLY, ZRAM_REMOVE
 from fleetforge.paths import MANAGED_FILES, NIX_CONF, SYSCTL_CONF, UDEV_RULES, ZRAM_GENERATOR_CONF
 from fleetforge.planner import plan_host

@@ -44,6 +44,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from fleetforge.errors import PlanError
 from fleetforge.models import Disk, HostFacts, Model
 from fleetforge.textcheck import AbsPath, check_abs_path, check_text, has_control, matching
 
@@ -422,10 +423,7 @@ class DiskLayout(Model):
 
 
 def _plan_error(host: str, key: str, message: str) -> Exception:
-    """A ``fleetforge.planner.PlanError``. Imported here, not at the top: fleetforge.settings
-    imports this module and fleetforge.planner imports fleetforge.settings."""
-    from fleetforge.planner import PlanError
-
+    """A ``fleetforge.errors.PlanError`` (also importable as ``fleetforge.planner.PlanError``)."""
     return PlanError(host, key, message)
 
 

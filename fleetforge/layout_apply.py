@@ -26,10 +26,11 @@ import posixpath
 from pyinfra import host, logger
 from pyinfra.api import QuoteString, StringCommand, deploy, operation
 
-from facts.layout import DiskState, DiskStateFact
-from facts.probe import HostProbe
+from fleetforge.facts.layout import DiskState, DiskStateFact
+from fleetforge.facts.probe import HostProbe
 from fleetforge.layout import SWAP_MOUNTPOINT, SWAPFILE, TYPE_GUIDS, DiskLayout, layout_for
 from fleetforge.models import HostFacts, Model
+from fleetforge.paths import MANAGED_FILES
 from fleetforge.planner import PlanError
 from fleetforge.settings import inventory_settings
 
@@ -354,7 +355,7 @@ def lay_out_disk() -> None:
             "disk_layout.disk",
             "expected the disk to lay out (kernel name or /dev/disk/by-id path): this deploy never picks one itself",
         )
-    facts: HostFacts | None = host.get_fact(HostProbe, sysctl_keys=())
+    facts: HostFacts | None = host.get_fact(HostProbe, sysctl_keys=(), files=MANAGED_FILES)
     if facts is None:
         return
     layout = layout_for(host.name, facts, settings)

@@ -24,7 +24,7 @@ against ``trusted-public-keys``.
 
 Keys: the secret signing key is generated on the cache host (``nix-store
 --generate-binary-cache-key``) into ``SECRET_KEY`` (mode 0600) and never read back; the public
-key is read as a fact (``facts.nix_cache.NixCacheKey``) and written into every client's
+key is read as a fact (``fleetforge.facts.nix_cache.NixCacheKey``) and written into every client's
 ``trusted-public-keys`` through the main job's nix.conf plan. Rotation: set ``nix_cache_key_name``
 to a new name (``fleetforge-HOST-2``); the next run generates that key, re-signs the cache and
 clients trust the new public key.
@@ -61,7 +61,6 @@ REFRESH_INTERVAL = "5min"
 # ``:`` of ``NAME:BASE64``; the same pattern as host data's ``nix_cache_key_name``. It goes into
 # shell commands (quoted) and into the canary's builder environment, never into Nix code.
 KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-PUBLIC_KEY_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*:[A-Za-z0-9+/]+={0,2}")
 
 
 @dataclass(frozen=True)

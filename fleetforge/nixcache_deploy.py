@@ -25,8 +25,8 @@ from pyinfra.api import QuoteString, StringCommand, deploy
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import server
 
-from facts.layout import FileContents
-from facts.nix_cache import NixCacheKey, NixCacheKeyState
+from fleetforge.facts.layout import FileContents
+from fleetforge.facts.nix_cache import NixCacheKey, NixCacheKeyState
 from fleetforge.nixcache import (  # noqa: F401 - file paths re-exported for callers and tests
     CACHE_DIR,
     CANARY_FILE,
@@ -46,6 +46,7 @@ from fleetforge.nixcache import (  # noqa: F401 - file paths re-exported for cal
     nfs_client_files,
 )
 from fleetforge.operations import managed_file
+from fleetforge.settings import inventory_settings
 
 # A tiny derivation built on the cache host (builtins.derivation, /bin/sh builder): verify asks
 # each client to substitute it. Its output holds the key name, so a rotated key gets a new path.
@@ -78,12 +79,10 @@ chmod 600 "$secret"; chmod 644 "$public"
 def inventory_roles() -> CacheRoles | None:
     """The roles of the current inventory (validates every host's data first); computed once
     per inventory, as every host's prepare asks for them."""
-    from fleetforge.vps import inventory_settings
-
     if host.inventory in _ROLES:
         return _ROLES[host.inventory]
     groups = {name: [h.name for h in hosts] for name, hosts in inventory.groups.items()}
-    roles = _ROLES[host.inventory] = cache_roles(groups, inventory_settings())
+    roles = _ROLES[host.inventory] = cache_roles(groups, inventory_settings(host.inventory))
     return roles
 
 

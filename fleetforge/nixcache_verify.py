@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from fleetforge.facts.nix_cache import PUBLIC_KEY_TEXT
 from fleetforge.nixcache import (
     CANARY_FILE,
     NFS_MOUNT,
     PUBLIC_KEY,
-    PUBLIC_KEY_TEXT,
     SECRET_KEY,
     CacheRoles,
     cache_host_files,

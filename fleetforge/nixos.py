@@ -98,7 +98,7 @@ def render_modules(plan: TuningPlan, facts: HostFacts, extra: dict[str, ModuleOp
     """``{remote path: content}`` of every module under ``/etc/nixos/fleetforge``.
 
     ``extra``: more ``{module file: option values}`` (the Nix cache host's ``nix-cache.nix``);
-    a value may be a function of the host's NixOS release (``facts.os.nixos_release``, ``"YY.MM"``
+    a value may be a function of the host's NixOS release (``fleetforge.facts.os.nixos_release``, ``"YY.MM"``
     or ``None``) for options that differ between releases. ``default.nix`` imports the others;
     ``configuration.nix`` imports ``./fleetforge``. Raises what such a function raises
     (``PlanError`` for a release it does not support).

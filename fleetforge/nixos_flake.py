@@ -160,7 +160,7 @@ def flake_target(flake: str, attribute: str) -> FlakeTarget:
 def host_flake(facts: HostFacts, nixos_flake_host: str | None) -> FlakeTarget | None:
     """The flake entry fleetforge activates on a NixOS host, or ``None`` when the host has no
     ``/etc/nixos/flake.nix``. ``nixos_flake_host``: host data naming the entry; without it, the
-    host's name (``facts.os.hostname``, from ``uname -n``), as ``nixos-rebuild --flake`` picks.
+    host's name (``fleetforge.facts.os.hostname``, from ``uname -n``), as ``nixos-rebuild --flake`` picks.
 
     Raises ``ValueError`` (see ``flake_target``), also when neither name is known.
     """

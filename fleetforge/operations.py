@@ -1,6 +1,6 @@
 """pyinfra operations that push a ``TuningPlan``.
 
-They diff the desired state against ``HostFacts`` gathered once by ``facts.probe.HostProbe``
+They diff the desired state against ``HostFacts`` gathered once by ``fleetforge.facts.probe.HostProbe``
 and yield quoted commands, or call ``host.noop`` when nothing is to change.
 
 Why ``managed_file`` and not ``files.template``/``files.put``: pyinfra's file operations ask

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from fleetforge.errors import FleetforgeError
+from fleetforge.errors import PlanError as PlanError  # re-exported: callers import it from here
 from fleetforge.models import (
     Disk,
     DiskPlan,
@@ -29,14 +29,6 @@ from fleetforge.models import (
 from fleetforge.settings import HostSettings
 
 DATA = "host data"
-
-
-class PlanError(FleetforgeError):
-    """Host data that contradicts the detected hardware (one line: host, key, expected)."""
-
-    def __init__(self, host: str, key: str, message: str):
-        self.host, self.key = host, key
-        super().__init__(f"host {host}: {key}: {message}")
 
 
 # -- I/O scheduler and read-ahead ---------------------------------------------------------

@@ -6,7 +6,7 @@ instead of writing an empty value into a host's configuration.
 
 A value never changes the structure of the file it lands in. One filter per target syntax,
 used by every template (values from hosts are also checked by the fact parsers, see
-``facts.sections``; these filters are the renderer's own guarantee):
+``fleetforge.facts.sections``; these filters are the renderer's own guarantee):
 
 - ``comment``: text in a ``#`` comment (udev rules, sysctl.conf, nix.conf, Nix, nginx,
   systemd units, exports): anything not printable, and a backslash, is written as a Python
@@ -24,7 +24,7 @@ rule holds values planned from what the probe read under that kernel name (its q
 flag and transport), and verify and rollback read and write the same ``/sys/block/<name>``; the
 rules file (``60-fleetforge-io.rules``) sorts before ``60-persistent-storage.rules``, which
 imports ``ID_SERIAL``/``ID_PATH`` and makes the by-id links, so on ``add`` those are not set yet
-when the rule runs. The name is a validated kernel name (``facts.sections.KERNEL_NAME``: no glob
+when the rule runs. The name is a validated kernel name (``fleetforge.facts.sections.KERNEL_NAME``: no glob
 characters), so a rule matches one device; each rule also requires ``SUBSYSTEM=="block"`` and
 ``ENV{DEVTYPE}=="disk"``. A name that moves to another disk between boots (``sdX`` order) gets
 that name's values until the next deploy re-probes; ``fleetforge verify`` reports the drift.
@@ -43,7 +43,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from fleetforge.models import HostFacts, TuningPlan
 from fleetforge.paths import NIX_CONF, SYSCTL_CONF, UDEV_RULES, ZRAM_GENERATOR_CONF
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 NIX_BEGIN = "# BEGIN fleetforge: the settings below are managed; edit host data instead"
 NIX_END = "# END fleetforge"
 
@@ -204,7 +204,7 @@ def desired_files(plan: TuningPlan, facts: HostFacts) -> dict[str, str]:
     """``{remote path: content}`` for every file the plan owns on this host.
 
     ``nix.conf`` is only included when the plan has Nix settings; its lines outside
-    fleetforge's block are kept as found (``facts.files``).
+    fleetforge's block are kept as found (``fleetforge.facts.files``).
     """
     files = {
         UDEV_RULES: render("udev-io.rules.j2", disks=plan.disks),

@@ -307,7 +307,7 @@ _VALIDATED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _validate_inventory(hosts: list[Any]) -> dict[str, HostSettings]:
-    from fleetforge.inventory import connector_problems
+    from fleetforge.connector.choice import connector_problems
 
     datas = {host.name: host.data.dict() for host in hosts}
     problems = connector_problems(hosts)

@@ -24,12 +24,12 @@ import testinfra
 import testinfra.host
 from testinfra.backend.base import BaseBackend, CommandResult
 
-from facts.probe import SCRIPT, ZRAM_GENERATOR_PATHS, HostProbe, parse_scheduler
 from fleetforge import sshopts
+from fleetforge.facts.probe import SCRIPT, ZRAM_GENERATOR_PATHS, HostProbe, parse_scheduler, probe_argv
 from fleetforge.models import HostFacts, TuningPlan
 from fleetforge.nixos import ensure_import, render_modules
 from fleetforge.nixos_flake import host_flake
-from fleetforge.paths import NIX_CONF, NIXOS_CONFIGURATION
+from fleetforge.paths import MANAGED_FILES, NIX_CONF, NIXOS_CONFIGURATION
 from fleetforge.planner import NIXOS_CACHE, NIXOS_CACHE_KEY, plan_host, sysctl_keys
 from fleetforge.render import NIX_BEGIN, desired_files
 from fleetforge.settings import HostSettings
@@ -280,7 +280,7 @@ def probe_with(host, settings: HostSettings) -> HostFacts:
 
     Raises ``FactProcessError`` on unparsable output, ``RuntimeError`` if the command fails.
     """
-    command = shlex.join(["sh", "-c", SCRIPT, "fleetforge-probe", *sysctl_keys(settings)])
+    command = shlex.join(["sh", "-c", SCRIPT, "fleetforge-probe", *probe_argv(sysctl_keys(settings), MANAGED_FILES)])
     result = host.run(command)
     if result.rc != 0:
         raise RuntimeError(f"probe exited {result.rc}: {result.stderr.strip()[:200]}")

@@ -16,7 +16,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
-from facts.probe import HostProbe
+from fleetforge.facts.probe import HostProbe
 from fleetforge.models import HostFacts, TuningPlan
 from fleetforge.nixos import ensure_import, render_modules
 from fleetforge.nixos_activate import nixos_activate
@@ -34,6 +34,7 @@ from fleetforge.operations import (
     zram_drift,
 )
 from fleetforge.paths import (
+    MANAGED_FILES,
     NIX_CONF,
     NIXOS_CONFIGURATION,
     SYSCTL_CONF,
@@ -131,7 +132,7 @@ def tune_host() -> None:
     contradicts its hardware) during pyinfra's prepare phase, before any operation runs.
     """
     settings = with_nix_cache(inventory_settings()[host.name])
-    facts: HostFacts | None = host.get_fact(HostProbe, sysctl_keys=sysctl_keys(settings))
+    facts: HostFacts | None = host.get_fact(HostProbe, sysctl_keys=sysctl_keys(settings), files=MANAGED_FILES)
     if facts is None:  # the probe failed: pyinfra has already marked this host failed
         return
     plan = plan_host(host.name, facts, settings)

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("fleetforge", "facts", "deploys")
+PACKAGES = ("fleetforge", "deploys")
 FILE_LINES, FUNCTION_LINES = 400, 60
 
 
@@ -116,7 +116,7 @@ def main(argv: list[str]) -> int:
         f"{a} -> {b}"
         for a, targets in graph.items()
         for b in targets
-        if (a.startswith("facts") and b.startswith("fleetforge"))
+        if (a.startswith("fleetforge.facts") and not b.startswith("fleetforge.facts"))
         or (b.startswith("fleetforge.cli") and not a.startswith("fleetforge.cli"))
     )
     files = sorted(

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from pyinfra.api.exceptions import FactProcessError
 
-from facts.layout import DiskStateFact
-from facts.probe import HostProbe
 from fleetforge.disko import render_disko
+from fleetforge.facts.layout import DiskStateFact
+from fleetforge.facts.probe import HostProbe
 from fleetforge.hoststate import HostSnapshot, parse_state, rollback_commands
 from fleetforge.layout import layout_for
 from fleetforge.nixos import render_modules

@@ -8,7 +8,7 @@ import pytest
 from pyinfra.api import QuoteString, StringCommand
 from pyinfra.api.exceptions import FactProcessError
 
-from facts.layout import DiskStateFact, parse_disk_state
+from fleetforge.facts.layout import DiskStateFact, parse_disk_state
 from fleetforge.layout import LayoutSettings, layout_for
 from fleetforge.layout_apply import (
     apply_steps,

@@ -4,7 +4,7 @@ the NixCacheKey fact's parser; the rendered NFS export lists exactly the clients
 import pytest
 from pyinfra.api.exceptions import FactProcessError
 
-from facts.nix_cache import NixCacheKey
+from fleetforge.facts.nix_cache import NixCacheKey
 from fleetforge.nixcache import cache_roles, client_settings
 from fleetforge.planner import NIXOS_CACHE
 from fleetforge.render import render

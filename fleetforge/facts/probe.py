@@ -6,7 +6,7 @@ many small facts pays one round trip each (pyinfra issues #17, #805). This fact 
 pure ``process()`` into a ``fleetforge.models.HostFacts``.
 
 Any parse problem raises ``FactProcessError`` so that only the host with the odd output fails.
-Host output is untrusted (``facts.sections``): no text of the parsed fact holds a control
+Host output is untrusted (``fleetforge.facts.sections``): no text of the parsed fact holds a control
 character, and the values that land in udev rules, ``/sys`` paths, disko.nix and commands match
 a whole-value pattern (kernel names, ``/dev`` nodes, scheduler and algorithm names); by-id links
 of other characters are not used. Refusals name the field and the value as ``repr``.
@@ -22,7 +22,19 @@ from collections.abc import Iterable
 from pyinfra.api import FactBase, QuoteString, StringCommand
 from pyinfra.api.exceptions import FactProcessError
 
-from facts.sections import (
+from fleetforge.facts.models import (
+    Cpu,
+    Disk,
+    HostFacts,
+    Memory,
+    NixInfo,
+    OsRelease,
+    Partition,
+    SwapDevice,
+    Transport,
+    ZramDevice,
+)
+from fleetforge.facts.sections import (
     BY_ID_LINK,
     DEV_NODE,
     NODE_NAME,
@@ -35,19 +47,6 @@ from facts.sections import (
     refuse_control,
     split_sections,
 )
-from fleetforge.models import (
-    Cpu,
-    Disk,
-    HostFacts,
-    Memory,
-    NixInfo,
-    OsRelease,
-    Partition,
-    SwapDevice,
-    Transport,
-    ZramDevice,
-)
-from fleetforge.paths import MANAGED_FILES
 
 LSBLK_COLUMNS = "NAME,KNAME,PATH,TYPE,SIZE,ROTA,TRAN,MODEL,SERIAL,FSTYPE,MOUNTPOINT,PKNAME"
 PACKAGE_MANAGERS = ("apt-get", "dnf", "yum", "zypper", "pacman", "apk")
@@ -92,6 +91,7 @@ echo @@os-release; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release
 echo @@nixos-version; command -v nixos-version >/dev/null 2>&1 && nixos-version
 echo @@sysctl
 for k in "$@"; do
+  [ "$k" = --files ] && break
   p="/proc/sys/$(printf %s "$k" | tr . /)"
   [ -r "$p" ] && printf '%s=%s\n' "$k" "$(tr -s '\t ' '  ' < "$p")"
 done
@@ -107,7 +107,9 @@ command -v nix >/dev/null 2>&1 && echo "nix $(nix --version 2>/dev/null | head -
 [ -f /etc/nix/nix.conf ] && echo nix-conf
 systemctl cat nix-daemon.service >/dev/null 2>&1 && echo nix-daemon-unit
 echo @@files
-for f in {files}; do
+listed=
+for f in "$@"; do
+  if [ -z "$listed" ]; then [ "$f" = --files ] && listed=1; continue; fi
   if [ -f "$f" ]; then
     echo "file $f $(sha256sum < "$f" | cut -d' ' -f1)"; base64 < "$f"; echo @@end-file
   else echo "absent $f"; fi
@@ -119,28 +121,35 @@ SCRIPT = _SCRIPT.format(
     columns=LSBLK_COLUMNS,
     package_managers=" ".join(PACKAGE_MANAGERS),
     zram_generators=" ".join(shlex.quote(p) for p in ZRAM_GENERATOR_PATHS),
-    files=" ".join(shlex.quote(p) for p in MANAGED_FILES),
 )
+
+
+def probe_argv(sysctl_keys: Iterable[str], files: Iterable[str]) -> list[str]:
+    """``SCRIPT``'s arguments after ``$0``: the sysctl keys, ``--files``, the absolute paths of
+    the files whose content to read (``HostFacts.files`` holds exactly these)."""
+    return [*sysctl_keys, "--files", *files]
 
 
 class HostProbe(FactBase[HostFacts]):
     """Disks, CPU, memory, virtualization, firmware, OS and managed state of a host.
 
-    Argument ``sysctl_keys``: the sysctl keys whose live values to read (those absent on the
+    Arguments: ``sysctl_keys``, the sysctl keys whose live values to read (those absent on the
     host, e.g. ``net.netfilter.nf_conntrack_max`` without nf_conntrack, are left out of
-    ``HostFacts.sysctl``).
+    ``HostFacts.sysctl``); ``files``, the absolute paths whose content and SHA-256 to read
+    (``fleetforge.paths.MANAGED_FILES`` for a deploy; absent files are ``None``). The fact is
+    a leaf: what it reads is passed to it.
 
-    Returns a ``fleetforge.models.HostFacts``. Raises ``FactProcessError`` (this host only) when
-    the output is incomplete or malformed.
+    Returns a ``fleetforge.facts.models.HostFacts``. Raises ``FactProcessError`` (this host only)
+    when the output is incomplete or malformed.
     """
 
-    def command(self, sysctl_keys: Iterable[str] = ()) -> StringCommand:
+    def command(self, sysctl_keys: Iterable[str], files: Iterable[str]) -> StringCommand:
         return StringCommand(
             "sh",
             "-c",
             QuoteString(SCRIPT),
             "fleetforge-probe",
-            *[QuoteString(key) for key in sysctl_keys],
+            *[QuoteString(arg) for arg in probe_argv(sysctl_keys, files)],
         )
 
     def process(self, output: list[str]) -> HostFacts:

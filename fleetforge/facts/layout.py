@@ -7,7 +7,7 @@ reads back a layout mounted under ``mount_root``: ``findmnt``, ``btrfs subvolume
 ``btrfs property get ... compression``, ``lsattr -d`` and the swap file's size.
 
 Parse problems raise ``FactProcessError`` so that only the host with the odd output fails. Host
-output is untrusted (``facts.sections``): no text of a ``DiskState`` holds a control character,
+output is untrusted (``fleetforge.facts.sections``): no text of a ``DiskState`` holds a control character,
 device and partition nodes are ``/dev`` nodes of udev's characters (they land in ``wipefs`` and
 ``sgdisk`` commands, quoted), and ``btrfs subvolume list`` lines must have its exact shape.
 """
@@ -19,8 +19,8 @@ import re
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
-from facts.sections import DEV_NODE, host_value, parse_files, parse_or_fail, refuse_control, split_sections
-from fleetforge.models import ManagedFile, Model
+from fleetforge.facts.models import ManagedFile, Model
+from fleetforge.facts.sections import DEV_NODE, host_value, parse_files, parse_or_fail, refuse_control, split_sections
 
 DISK_SCRIPT = r"""
 export LC_ALL=C

@@ -25,8 +25,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from pyinfra.api.exceptions import FactProcessError
 
-from fleetforge.models import ManagedFile
-from fleetforge.textcheck import has_control
+from fleetforge.facts.models import ManagedFile
 
 T = TypeVar("T")
 
@@ -48,6 +47,13 @@ WORD = re.compile(r"[a-z0-9][a-z0-9_-]*")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 # sysctl keys as sysctl(8) names them (never starting with "-", so never an option).
 SYSCTL_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/@-]*")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def has_control(value: str) -> bool:
+    """True if ``value`` holds a control character (newline, tab, NUL, ESC, DEL, C1...)."""
+    return _CONTROL.search(value) is not None
 
 
 def host_value(fact: str, field: str, value: Any, pattern: re.Pattern[str] | None, expected: str) -> str:

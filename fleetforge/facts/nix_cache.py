@@ -9,9 +9,8 @@ import re
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
-from facts.sections import parse_or_fail, split_sections
-from fleetforge.models import Model
-from fleetforge.nixcache import PUBLIC_KEY_TEXT
+from fleetforge.facts.models import Model
+from fleetforge.facts.sections import parse_or_fail, split_sections
 
 _MODE = re.compile(r"[0-7]{3,4}")
 
@@ -22,6 +21,9 @@ echo @@secret; if [ -f "$secret" ]; then stat -c %a "$secret"; fi
 echo @@cache; if [ -f "$cache/nix-cache-info" ]; then echo yes; fi
 echo @@done
 """
+
+#: A Nix binary cache public key as nix-store --generate-binary-cache-key writes it: name:base64.
+PUBLIC_KEY_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*:[A-Za-z0-9+/]+={0,2}")
 
 
 class NixCacheKeyState(Model):

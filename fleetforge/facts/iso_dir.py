@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
-from facts.sections import SHA256, parse_or_fail, split_sections
-from fleetforge.models import Model
+from fleetforge.facts.models import Model
+from fleetforge.facts.sections import SHA256, parse_or_fail, split_sections
 
 SUMS_FILE = ".fleetforge-sums"
 
