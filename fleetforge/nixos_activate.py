@@ -71,19 +71,39 @@ def _restore(host, written: list[tuple[str, str | None]]) -> None:
             _run(host, "rm", "-f", path)
 
 
+def _git_error(output) -> str:
+    """git's message without its ``hint:`` lines, one line."""
+    lines = [line for line in output.stderr_lines or output.stdout_lines if line.strip()]
+    return " | ".join(line for line in lines if not line.startswith("hint:"))[:500]
+
+
 def _git_track(host, files: list[str]) -> tuple[bool, str, set[str] | None]:
     """``git add`` ``files`` (absolute paths under /etc/nixos) if /etc/nixos is in a git work
-    tree: ``(ok, error, the files git tracked before)``; ``None`` when not in git."""
+    tree: ``(ok, error, the files git tracked before)``; ``None`` when not in git (or no git).
+
+    Not ok, with git's own words: git refuses the repository (``safe.directory``: it is owned by
+    another user; fleetforge does not override that check, which keeps root from running that
+    user's git hooks), listing or adding fails (an ignore rule: a flake sees only files git
+    knows, so the rule must go)."""
     ok, output = host.run_shell_command(StringCommand("git", "-C", FLAKE_DIR, "rev-parse", "--is-inside-work-tree"))
-    if not ok or output.stdout_lines != ["true"]:
+    if not ok:
+        error = _git_error(output)
+        if "not a git repository" in error or "not found" in error:
+            return True, "", None
+        return False, f"git in {FLAKE_DIR}: {error}", None
+    if output.stdout_lines != ["true"]:
         return True, "", None
     relative = [_relative(path) for path in files]
     ok, output = host.run_shell_command(
         StringCommand("git", "-C", FLAKE_DIR, "ls-files", "--", *[QuoteString(p) for p in relative])
     )
-    tracked = {f"{FLAKE_DIR}/{line}" for line in output.stdout_lines} if ok else set()
-    ok, detail = _run(host, "git", "-C", FLAKE_DIR, "add", "--", *relative)
-    return ok, f"git add in {FLAKE_DIR}: {detail}", tracked
+    if not ok:
+        return False, f"git ls-files in {FLAKE_DIR}: {_git_error(output)}", None
+    tracked = {f"{FLAKE_DIR}/{line}" for line in output.stdout_lines}
+    ok, output = host.run_shell_command(
+        StringCommand("git", "-C", FLAKE_DIR, "add", "--", *[QuoteString(p) for p in relative])
+    )
+    return ok, "" if ok else f"git add in {FLAKE_DIR}: {_git_error(output)}", tracked
 
 
 def _git_restore(host, files: list[str], tracked: set[str]) -> None:

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 
 from fleetforge.models import HostFacts
+from fleetforge.nix_scan import NixScan
 from fleetforge.paths import NIXOS_FLAKE
 from fleetforge.settings import FLAKE_HOST_PATTERN
 
@@ -52,108 +53,104 @@ class FlakeTarget:
         return f"{FLAKE_DIR}#{self.attribute}"
 
 
-def _views(text: str) -> tuple[str, str]:
-    """Two views of Nix ``text`` with the same offsets: comments blanked, and comments blanked
-    with string contents masked (``"..."`` and ``''...''`` keep their quotes)."""
-    plain, masked = list(text), list(text)
-    i, n = 0, len(text)
-    while i < n:
-        if text[i] == "#" or text.startswith("/*", i):
-            if text[i] == "#":
-                end = text.find("\n", i)
-            else:
-                end = text.find("*/", i + 2)
-                end = end + 2 if end >= 0 else -1
-            end = n if end < 0 else end
-            for j in range(i, end):
-                if text[j] != "\n":
-                    plain[j] = masked[j] = " "
-            i = end
-        elif text[i] == '"' or text.startswith("''", i):
-            quote = '"' if text[i] == '"' else "''"
-            j = i + len(quote)
-            while j < n and not text.startswith(quote, j):
-                if quote == '"' and text[j] == "\\" or quote == "''" and text.startswith(("'''", "''$", "''\\"), j):
-                    j += 1 if quote == '"' else 2
-                j += 1
-            for k in range(i + len(quote), min(j, n)):
-                masked[k] = "_"
-            i = j + len(quote)
+_MODULES = re.compile(r"(?<![\w.'-])modules\s*=\s*\[")
+#: At most this many ``nixosConfigurations`` in one flake (more: refused, not scanned).
+MAX_SETS = 16
+
+
+def _at(pattern: str) -> re.Pattern[str]:
+    """``pattern`` not preceded by a name character or a dot (``legacy.x``, ``oldx`` are others)."""
+    return re.compile(rf"(?<![\w.'-]){pattern}")
+
+
+def _set_members(scan: NixScan, opening: int, name: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of the value of ``name = ...`` among the attributes of the set opened at
+    ``opening`` (nested brackets are skipped whole, so deeper attributes do not count)."""
+    found, member = [], _at(rf"{name}\s*=(?!=)")
+    i, closing = opening + 1, scan.partner[opening]
+    while i < closing:
+        if scan.masked[i] in "([{":
+            i = scan.partner[i] + 1
+            continue
+        match = member.match(scan.plain, i)
+        if match and scan.is_code(i):
+            found.append((match.end(), scan.expression_end(match.end())))
+            i = match.end()
         else:
             i += 1
-    return "".join(plain), "".join(masked)
+    return found
 
 
-def _value(masked: str, start: int, semicolon: bool = True) -> str:
-    """The expression from ``start`` up to the ``;`` that ends it (brackets balanced), or with
-    ``semicolon=False`` up to the bracket that closes the one open at ``start``."""
-    depth = 0
-    for i in range(start, len(masked)):
-        c = masked[i]
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-            if depth < 0:
-                return masked[start:i]
-        elif c == ";" and depth == 0 and semicolon:
-            return masked[start:i]
-    return masked[start:]
+def _entries(scan: NixScan, attribute: str) -> list[tuple[int, int]]:
+    """Every ``(start, end)`` of the value of ``nixosConfigurations.<attribute>``, written as a
+    dotted path or as an attribute of a ``nixosConfigurations = { ... }`` set.
 
-
-def _entry(plain: str, masked: str, attribute: str) -> str | None:
-    """The expression of ``nixosConfigurations.<attribute>``, written either as a dotted path or
-    as an attribute of a ``nixosConfigurations = { ... }`` set; ``None`` if neither is there."""
+    Raises ``ValueError`` for a set joined with ``//`` (Nix takes the later set's entry) or more
+    than ``MAX_SETS`` occurrences of ``nixosConfigurations``."""
     name = rf'(?:{re.escape(attribute)}|"{re.escape(attribute)}")'
-    for match in re.finditer(rf"nixosConfigurations\s*\.\s*{name}\s*=(?!=)", plain):
-        if masked[match.start()] == "n":  # not inside a string
-            return _value(masked, match.end())
-    for match in re.finditer(r"nixosConfigurations\s*=\s*\{", plain):
-        if masked[match.start()] != "n":
+    if scan.masked.count("nixosConfigurations") > MAX_SETS:
+        raise ValueError(f"/etc/nixos/flake.nix names nixosConfigurations more than {MAX_SETS} times")
+    found = []
+    for match in _at(rf"nixosConfigurations\s*\.\s*{name}\s*=(?!=)").finditer(scan.plain):
+        if scan.is_code(match.start()):
+            found.append((match.end(), scan.expression_end(match.end())))
+    for match in _at(r"nixosConfigurations\s*=\s*\{").finditer(scan.plain):
+        if not scan.is_code(match.start()):
             continue
-        body = _value(masked, match.end(), semicolon=False)
-        depth, offset = 0, match.end()
-        for inner in re.finditer(rf"[{{}}\[\]()]|(?<![\w.'-]){name}\s*=(?!=)", plain[offset : offset + len(body)]):
-            token = inner.group()
-            if masked[offset + inner.start()] == "_":
-                continue  # inside a string
-            if token in "{[(":
-                depth += 1
-            elif token in "}])":
-                depth -= 1
-            elif depth == 0:
-                return _value(masked, offset + inner.end())
-    return None
+        opening = match.end() - 1
+        if re.match(r"\s*//", scan.masked[scan.partner[opening] + 1 :]):
+            raise ValueError("/etc/nixos/flake.nix builds nixosConfigurations with //; fleetforge does not guess")
+        found += _set_members(scan, opening, name)
+    return found
+
+
+def _modules_list(scan: NixScan, start: int, end: int) -> str | None:
+    """The masked text of the ``modules = [ ... ]`` list given directly to the entry's function
+    (an attribute of its ``{ ... }`` argument, not nested deeper), or ``None`` unless exactly one."""
+    lists = []
+    for match in _MODULES.finditer(scan.plain, start, end):
+        if not scan.is_code(match.start()):
+            continue
+        enclosing = [o for o, c in scan.partner.items() if start <= o < match.start() < c]
+        if len(enclosing) == 1 and scan.masked[enclosing[0]] == "{":
+            opening = match.end() - 1
+            lists.append(scan.masked[opening + 1 : scan.partner[opening]])
+    return lists[0] if len(lists) == 1 else None
 
 
 def flake_target(flake: str, attribute: str) -> FlakeTarget:
     """The host's entry in ``flake`` (the text of ``/etc/nixos/flake.nix``) for
-    ``nixosConfigurations.<attribute>``.
+    ``nixosConfigurations.<attribute>``: the ``modules`` list given to its ``nixosSystem`` must
+    list ``./configuration.nix`` or ``./fleetforge``.
 
     Raises ``ValueError`` naming what to add by hand when the attribute is not a plain Nix name,
-    the flake has no such entry, or the entry lists neither ``./configuration.nix`` nor
-    ``./fleetforge``.
+    the flake cannot be read exactly (``fleetforge.nix_scan``), has no such entry or has it more
+    than once, or the entry's modules list neither file.
     """
     if not ATTRIBUTE.fullmatch(attribute):
         raise ValueError(
             f"nixosConfigurations name {attribute!r}: expected letters, digits, _ and - "
             "(set host data nixos_flake_host to the name in /etc/nixos/flake.nix)"
         )
-    plain, masked = _views(flake)
-    entry = _entry(plain, masked, attribute)
-    if entry is None:
+    scan = NixScan(flake)
+    entries = _entries(scan, attribute)
+    if not entries:
         raise ValueError(
             f"/etc/nixos/flake.nix has no nixosConfigurations.{attribute} that fleetforge can read; "
             "set host data nixos_flake_host to this host's name there, or add ./fleetforge to its "
             "modules by hand"
         )
-    if FLEETFORGE.search(entry):
+    if len(entries) > 1:
+        raise ValueError(f"/etc/nixos/flake.nix defines nixosConfigurations.{attribute} more than once")
+    modules = _modules_list(scan, *entries[0])
+    if modules is not None and FLEETFORGE.search(modules):
         return FlakeTarget(attribute, via_configuration=False)
-    if CONFIGURATION.search(entry):
+    if modules is not None and CONFIGURATION.search(modules):
         return FlakeTarget(attribute, via_configuration=True)
     raise ValueError(
         f"nixosConfigurations.{attribute} in /etc/nixos/flake.nix lists neither ./configuration.nix "
-        "nor ./fleetforge; add ./fleetforge to its modules by hand (fleetforge does not edit flakes)"
+        "nor ./fleetforge in the modules of its nixosSystem; add ./fleetforge to its modules by hand "
+        "(fleetforge does not edit flakes)"
     )
 
 

@@ -29,12 +29,13 @@ from fleetforge.facts.probe import SCRIPT, ZRAM_GENERATOR_PATHS, HostProbe, pars
 from fleetforge.models import HostFacts, TuningPlan
 from fleetforge.nixos import ensure_import, render_modules
 from fleetforge.nixos_flake import host_flake
-from fleetforge.paths import MANAGED_FILES, NIX_CONF, NIXOS_CONFIGURATION
+from fleetforge.paths import MANAGED_FILES, NIX_CONF, NIXOS_CONFIGURATION, NIXOS_FLAKE
 from fleetforge.planner import NIXOS_CACHE, NIXOS_CACHE_KEY, plan_host, sysctl_keys
 from fleetforge.render import NIX_BEGIN, desired_files
 from fleetforge.settings import HostSettings
 
 Severity = Literal["fail", "warn"]
+FLAKE_REACHES = "the host's nixosConfigurations entry lists ./configuration.nix or ./fleetforge"
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,10 @@ def persistence_checks(
         yield file_check(path, content)
     try:
         flake = host_flake(facts, flake_host)
-    except ValueError:
-        return  # the deploy refuses this flake host: there is no configuration.nix to expect
+    except ValueError as exc:  # the deploy refuses this flake host; so does verify, with the reason
+        reason = str(exc)
+        yield Check(f"{NIXOS_FLAKE} reaches ./fleetforge", FLAKE_REACHES, f"sha256:{NIXOS_FLAKE}", lambda _: reason)
+        return
     if flake is not None and not flake.via_configuration:
         return
     current = facts.files.get(NIXOS_CONFIGURATION)
