@@ -9,10 +9,10 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.operations import files, server
 
+from fleetforge.components import desired_files
 from fleetforge.facts.probe import HostProbe
 from fleetforge.paths import MANAGED_FILES
 from fleetforge.planner import plan_host, sysctl_keys
-from fleetforge.render import desired_files
 from fleetforge.settings import settings_from_data
 
 settings = settings_from_data(host.name, host.data.dict())

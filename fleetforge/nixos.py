@@ -30,65 +30,21 @@ evaluator can check them standalone: ``nix-instantiate --eval --strict --json -E
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from typing import Any
 
+from fleetforge import components
 from fleetforge.models import HostFacts, TuningPlan
 from fleetforge.paths import NIXOS_MODULE_DIR, NIXOS_MODULES
 from fleetforge.render import render
 from fleetforge.render import to_nix as to_nix  # re-exported: the Nix writer every template uses
 
-# nix.conf keys whose NixOS option type is a list (nixos/modules/services/system/nix-daemon.nix).
-NIX_LIST_KEYS = frozenset(
-    {"substituters", "trusted-substituters", "trusted-public-keys", "trusted-users", "allowed-users",
-     "extra-substituters", "extra-trusted-public-keys", "system-features", "experimental-features"}
-)  # fmt: skip
-_INT = re.compile(r"^-?\d+$")
-
-
-def _typed(value: str) -> int | str:
-    return int(value) if _INT.match(value) else value
-
-
-def _nix_setting(key: str, value: str) -> int | bool | str | list[str]:
-    if key in NIX_LIST_KEYS:
-        return value.split()
-    if value in ("true", "false"):
-        return value == "true"
-    return _typed(value)
-
 
 def nixos_options(plan: TuningPlan, facts: HostFacts) -> dict[str, dict[str, Any]]:
-    """``{module file: option values}`` for the plan (nested dicts, as NixOS reads them).
-
-    zram: NixOS sizes the device as ``min(memoryPercent% of RAM, memoryMax)``; with
-    ``memoryMax`` = the planned size in bytes and ``memoryPercent`` the smallest percent of RAM
-    that reaches it, the device gets exactly the planned size.
-    """
-    ram_mib = facts.memory.mem_total_bytes // 1048576
-    zram = plan.zram
-    if zram.enabled.value:
-        zram_swap = {
-            "enable": True,
-            "memoryPercent": max(1, math.ceil(zram.size_mib.value * 100 / ram_mib)),
-            "memoryMax": zram.size_mib.value * 1048576,
-            "algorithm": zram.algorithm.value,
-            "priority": zram.swap_priority.value,
-        }
-    else:
-        zram_swap = {"enable": False}
-    rules = render("udev-io.rules.j2", disks=plan.disks)
-    options = {
-        "sysctl.nix": {"boot": {"kernel": {"sysctl": {k: _typed(v) for k, v in plan.sysctl_values().items()}}}},
-        "io-scheduler.nix": {"services": {"udev": {"extraRules": rules}}},
-        "zram.nix": {"zramSwap": zram_swap},
-    }
-    if plan.nix is not None:
-        settings = {key: _nix_setting(key, item.value) for key, item in plan.nix.settings.items()}
-        options["nix-settings.nix"] = {"nix": {"settings": settings}}
-    return options
+    """``{module file: option values}`` for the plan (nested dicts, as NixOS reads them): each
+    tuning component's options (``fleetforge.components``)."""
+    return components.nixos_options(plan, facts)
 
 
 ModuleOptions = dict[str, Any] | Callable[[str | None], dict[str, Any]]
