@@ -149,8 +149,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from fleetforge import nixcache_verify
     from fleetforge.gather import load_inventory
+    from fleetforge.nixcache import verify as nixcache_verify
     from fleetforge.verify import exit_code, testinfra_host, verify_host
 
     _, hosts = load_inventory(args.inventory, args.limit)
@@ -182,9 +182,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_disko(args: argparse.Namespace) -> int:
     """Print each host's disko.nix (or, with --json, its layout and disko JSON); probes read-only."""
-    from fleetforge.disko import render_disko
     from fleetforge.gather import load_inventory, probe
-    from fleetforge.layout import layout_for
+    from fleetforge.layout.disko import render_disko
+    from fleetforge.layout.plan import layout_for
 
     state, hosts = load_inventory(args.inventory, args.limit)
     results = probe(state, hosts)

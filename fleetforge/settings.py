@@ -26,7 +26,7 @@ from fleetforge.components.zram.settings import ZRAM_ALGORITHMS as ZRAM_ALGORITH
 from fleetforge.components.zram.settings import ZramSettings
 from fleetforge.components.zram.settings import parse_size_mib as parse_size_mib  # re-exported
 from fleetforge.errors import FleetforgeError
-from fleetforge.layout import LayoutSettings
+from fleetforge.layout.plan import LayoutSettings
 from fleetforge.textcheck import AbsPath, check_text, has_control, matching
 
 # Prefixes of data keys read by pyinfra's connectors; never fleetforge's.
@@ -67,7 +67,7 @@ _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9
 IPAddress = Annotated[str, BeforeValidator(_ip_address)]
 Address = Annotated[str, BeforeValidator(_address)]
 KeyName = matching(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a key name like fleetforge-cache-1")
-# a Nix name that is also a safe flake fragment (no quotes, dots or '#'): fleetforge.nixos_flake
+# a Nix name that is also a safe flake fragment (no quotes, dots or '#'): fleetforge.nixos.flake
 FLAKE_HOST_PATTERN = r"[A-Za-z_][A-Za-z0-9_-]*"
 FlakeHost = matching(FLAKE_HOST_PATTERN, "a nixosConfigurations name like web-1")
 
@@ -135,7 +135,7 @@ class HostSettings(NixSettingsSettings, ZramSettings, SysctlSettings, IoSchedule
     iso_prune: bool = False
     # the host's private (LAN) address, used where other hosts must reach it (nix cache, NFS)
     lan_address: IPAddress | None = None
-    # shared Nix store (fleetforge/nixcache.py): on the nix_cache host
+    # shared Nix store (fleetforge/nixcache/roles.py): on the nix_cache host
     nix_cache_address: Address | None = None
     nix_cache_port: Annotated[int, Field(ge=1, le=65535)] = 5000
     nix_cache_priority: Annotated[int, Field(ge=0)] = 30

@@ -28,8 +28,8 @@ from fleetforge.checks import Check as Check  # re-exported
 from fleetforge.checks import CheckResult as CheckResult  # re-exported
 from fleetforge.facts.probe import SCRIPT, ZRAM_GENERATOR_PATHS, HostProbe, probe_argv
 from fleetforge.models import HostFacts, TuningPlan
-from fleetforge.nixos import ensure_import, render_modules
-from fleetforge.nixos_flake import host_flake
+from fleetforge.nixos.flake import host_flake
+from fleetforge.nixos.modules import ensure_import, render_modules
 from fleetforge.paths import MANAGED_FILES, NIXOS_CONFIGURATION, NIXOS_FLAKE
 from fleetforge.planner import plan_host, sysctl_keys
 from fleetforge.settings import HostSettings

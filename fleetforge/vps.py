@@ -20,9 +20,9 @@ from fleetforge import components
 from fleetforge.components import COMPONENTS
 from fleetforge.facts.probe import HostProbe
 from fleetforge.models import HostFacts, TuningPlan
-from fleetforge.nixos import ensure_import, render_modules
-from fleetforge.nixos_activate import nixos_activate
-from fleetforge.nixos_flake import host_flake
+from fleetforge.nixos.activate import nixos_activate
+from fleetforge.nixos.flake import host_flake
+from fleetforge.nixos.modules import ensure_import, render_modules
 from fleetforge.operations import backup_path, managed_file
 from fleetforge.paths import (
     MANAGED_FILES,
@@ -44,8 +44,8 @@ def inventory_settings() -> dict[str, HostSettings]:
 def with_nix_cache(settings: HostSettings) -> HostSettings:
     """For a client of the fleet's Nix cache: the cache first in ``substituters`` and its public
     key (read from the cache host) in ``trusted-public-keys``; other hosts: unchanged."""
-    from fleetforge.nixcache import client_settings
-    from fleetforge.nixcache_deploy import cache_public_key, inventory_roles
+    from fleetforge.nixcache.deploy import cache_public_key, inventory_roles
+    from fleetforge.nixcache.roles import client_settings
 
     roles = inventory_roles()
     if roles is None or host.name not in roles.clients:
@@ -63,8 +63,8 @@ def with_nix_cache(settings: HostSettings) -> HostSettings:
 def nix_cache_module() -> dict:
     """``{"nix-cache.nix": options}`` when this NixOS host is the fleet's Nix cache (the server)
     or a client of its NFS export (the mount), else ``{}``."""
-    from fleetforge.nixcache import nixos_cache_options, nixos_client_options
-    from fleetforge.nixcache_deploy import inventory_roles
+    from fleetforge.nixcache.deploy import inventory_roles
+    from fleetforge.nixcache.roles import nixos_cache_options, nixos_client_options
 
     roles = inventory_roles()
     if roles is None:
@@ -79,7 +79,7 @@ def nix_cache_module() -> dict:
 
 def mount_nix_cache() -> None:
     """On a (non-NixOS) client of an NFS cache: the export's systemd mount unit."""
-    from fleetforge.nixcache_deploy import inventory_roles, nfs_client
+    from fleetforge.nixcache.deploy import inventory_roles, nfs_client
 
     roles = inventory_roles()
     if roles is not None and roles.nfs and host.name in roles.clients:
@@ -141,11 +141,11 @@ def tune_linux(plan: TuningPlan, facts: HostFacts) -> None:
 
 def tune_nixos(plan: TuningPlan, facts: HostFacts, settings: HostSettings) -> None:
     """NixOS: write the plan as modules under /etc/nixos/fleetforge, import them from
-    configuration.nix, then activate with verification (``fleetforge.nixos_activate``).
+    configuration.nix, then activate with verification (``fleetforge.nixos.activate``).
 
     A flake host (``/etc/nixos/flake.nix``) is activated with ``--flake /etc/nixos#<name>`` when
     its entry lists ``./configuration.nix`` (then that file gets the import) or ``./fleetforge``;
-    anything else is a ``PlanError`` saying what to add by hand (``fleetforge.nixos_flake``).
+    anything else is a ``PlanError`` saying what to add by hand (``fleetforge.nixos.flake``).
     """
     files = render_modules(plan, facts, extra=nix_cache_module())
     try:

@@ -23,12 +23,12 @@ import pytest
 from pyinfra.api.exceptions import FactProcessError
 
 from fleetforge.components import desired_files
-from fleetforge.disko import render_disko
 from fleetforge.facts.layout import DiskStateFact
 from fleetforge.facts.probe import HostProbe
 from fleetforge.hoststate import HostSnapshot, parse_state, rollback_commands
-from fleetforge.layout import layout_for
-from fleetforge.nixos import render_modules
+from fleetforge.layout.disko import render_disko
+from fleetforge.layout.plan import layout_for
+from fleetforge.nixos.modules import render_modules
 from fleetforge.paths import MANAGED_FILES, SYSCTL_CONF, UDEV_RULES
 from fleetforge.planner import plan_host
 from fleetforge.render import render
@@ -323,7 +323,7 @@ def test_state_lines_that_are_not_fleetforges_are_refused(line):
 
 
 def test_nix_attribute_names_are_quoted_unless_plain_identifiers(tmp_path):
-    from fleetforge.nixos import to_nix
+    from fleetforge.nixos.modules import to_nix
 
     value = {"max-jobs": 1, "a\n": 2, "if": 3, "b = 1; c": 4, "${x}": 5}
     (tmp_path / "a.nix").write_text(to_nix(value))

@@ -3,7 +3,7 @@ seed-002 btrfs option becomes, and host-data errors naming host and key."""
 
 import pytest
 
-from fleetforge.layout import (
+from fleetforge.layout.plan import (
     DEFAULT_SUBVOLUMES,
     LayoutSettings,
     layout_for,

@@ -9,8 +9,7 @@ from pyinfra.api import QuoteString, StringCommand
 from pyinfra.api.exceptions import FactProcessError
 
 from fleetforge.facts.layout import DiskStateFact, parse_disk_state
-from fleetforge.layout import LayoutSettings, layout_for
-from fleetforge.layout_apply import (
+from fleetforge.layout.apply import (
     apply_steps,
     decide,
     differences,
@@ -19,6 +18,7 @@ from fleetforge.layout_apply import (
     read_state,
     state_args,
 )
+from fleetforge.layout.plan import LayoutSettings, layout_for
 from fleetforge.planner import PlanError
 from tests.conftest import facts_from
 

@@ -162,7 +162,7 @@ def test_nix_conf_hashes_what_the_deploy_writes_with_the_lines_it_keeps(tmp_path
 
 def test_nixos_hosts_check_their_modules_and_the_import():
     from fleetforge.models import ManagedFile
-    from fleetforge.nixos import ensure_import, render_modules
+    from fleetforge.nixos.modules import ensure_import, render_modules
     from fleetforge.paths import NIXOS_CONFIGURATION
     from fleetforge.verify import file_check, persistence_checks
 

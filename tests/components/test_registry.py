@@ -2,7 +2,7 @@
 
 from fleetforge import components
 from fleetforge.components import COMPONENTS
-from fleetforge.nixos import nixos_options
+from fleetforge.nixos.modules import nixos_options
 from fleetforge.paths import MANAGED_FILES, NIXOS_MODULES
 from fleetforge.plan_table import plan_table
 from fleetforge.planner import plan_host

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from fleetforge.disko import hardware_json, render_disko
 from fleetforge.facts.layout import DiskStateFact, parse_disk_state
 from fleetforge.facts.probe import HostProbe
-from fleetforge.layout import DiskLayout, LayoutSettings, layout_for
-from fleetforge.layout_apply import expected_state, read_state, state_args
+from fleetforge.layout.apply import expected_state, read_state, state_args
+from fleetforge.layout.disko import hardware_json, render_disko
+from fleetforge.layout.plan import DiskLayout, LayoutSettings, layout_for
 from fleetforge.paths import MANAGED_FILES
 
 pytestmark = pytest.mark.vm

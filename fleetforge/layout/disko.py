@@ -15,9 +15,9 @@ from pyinfra.api import deploy
 
 from fleetforge.facts.layout import FileContents
 from fleetforge.facts.probe import HostProbe
-from fleetforge.layout import DISKO_DISK_NAME, SWAPFILE, DiskLayout, LayoutSettings, layout_for
+from fleetforge.layout.plan import DISKO_DISK_NAME, SWAPFILE, DiskLayout, LayoutSettings, layout_for
 from fleetforge.models import HostFacts
-from fleetforge.nixos import to_nix
+from fleetforge.nixos.modules import to_nix
 from fleetforge.operations import managed_file
 from fleetforge.paths import MANAGED_FILES
 from fleetforge.render import render

@@ -50,7 +50,7 @@ PUBLIC_KEY = f"{STATE_DIR}/public-key"
 CANARY_FILE = f"{STATE_DIR}/canary-path"  # a tiny path built on the cache host, for verify
 CACHE_DIR = "/var/cache/fleetforge/nix-cache"
 NFS_MOUNT = "/mnt/fleetforge/nixcache"
-# Files of a (non-NixOS) cache host and NFS client (``fleetforge.nixcache_deploy``).
+# Files of a (non-NixOS) cache host and NFS client (``fleetforge.nixcache.deploy``).
 NGINX_SITE = "/etc/nginx/sites-enabled/fleetforge-nix-cache.conf"
 REFRESH_SERVICE = "/etc/systemd/system/fleetforge-nix-cache.service"
 REFRESH_TIMER = "/etc/systemd/system/fleetforge-nix-cache.timer"

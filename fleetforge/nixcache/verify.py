@@ -1,4 +1,4 @@
-"""``fleetforge verify`` for the shared Nix store (``fleetforge/nixcache.py``).
+"""``fleetforge verify`` for the shared Nix store (``fleetforge/nixcache/roles.py``).
 
 Clients are planned with the cache in their settings (so the plan's ``nix substituters`` and
 ``nix trusted-public-keys`` checks require it), plus, per host:
@@ -28,7 +28,7 @@ from functools import partial
 from typing import Any
 
 from fleetforge.facts.nix_cache import PUBLIC_KEY_TEXT
-from fleetforge.nixcache import (
+from fleetforge.nixcache.roles import (
     CANARY_FILE,
     NFS_MOUNT,
     PUBLIC_KEY,

@@ -1,8 +1,8 @@
-"""Set up the shared Nix store (``deploys/nix_cache.py``); see ``fleetforge/nixcache.py``.
+"""Set up the shared Nix store (``deploys/nix_cache.py``); see ``fleetforge/nixcache/roles.py``.
 
 On a NixOS cache host only the signing key is made here; the server (``services.nix-serve`` or
 ``services.harmonia``) is the ``nix-cache.nix`` module that ``deploys/vps.py`` writes with the
-host's other modules (``fleetforge.nixcache.nixos_cache_options``).
+host's other modules (``fleetforge.nixcache.roles.nixos_cache_options``).
 
 On other cache hosts (Debian-like; the binary cache is written by Nix itself and served by the
 distribution's nginx): a signing key generated on the host if it has none (mode 0600, never
@@ -27,7 +27,7 @@ from pyinfra.operations import server
 
 from fleetforge.facts.layout import FileContents
 from fleetforge.facts.nix_cache import NixCacheKey, NixCacheKeyState
-from fleetforge.nixcache import (  # noqa: F401 - file paths re-exported for callers and tests
+from fleetforge.nixcache.roles import (  # noqa: F401 - file paths re-exported for callers and tests
     CACHE_DIR,
     CANARY_FILE,
     EXPORTS,

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 
 from fleetforge.models import HostFacts
-from fleetforge.nix_scan import NixScan
+from fleetforge.nixos.nix_scan import NixScan
 from fleetforge.paths import NIXOS_FLAKE
 from fleetforge.settings import FLAKE_HOST_PATTERN
 
@@ -124,7 +124,7 @@ def flake_target(flake: str, attribute: str) -> FlakeTarget:
     list ``./configuration.nix`` or ``./fleetforge``.
 
     Raises ``ValueError`` naming what to add by hand when the attribute is not a plain Nix name,
-    the flake cannot be read exactly (``fleetforge.nix_scan``), has no such entry or has it more
+    the flake cannot be read exactly (``fleetforge.nixos.nix_scan``), has no such entry or has it more
     than once, or the entry's modules list neither file.
     """
     if not ATTRIBUTE.fullmatch(attribute):

@@ -3,7 +3,7 @@
 ``layout_for(host, facts, settings) -> DiskLayout`` is pure: the same facts and host data always
 give the same layout. ``DiskLayout.disko_config()`` is the layout's own JSON projection of the
 disko file (``templates/disko.nix.j2`` must evaluate to exactly this), and the same model drives
-``fleetforge.layout_apply`` (lay the disk out for real on a running Linux host) and its read-back.
+``fleetforge.layout.apply`` (lay the disk out for real on a running Linux host) and its read-back.
 
 What is realised how (btrfs(5) "MOUNT OPTIONS": most mount options apply to the whole
 filesystem and only those of the first mounted subvolume take effect, so per-subvolume

@@ -15,7 +15,7 @@ or activation error, or a check that fails) the host goes back to where it was:
 
 and the operation fails, so pyinfra reports that host as failed with the reason.
 
-Flake hosts (``fleetforge.nixos_flake``) are built with ``--flake /etc/nixos#<name>``. Nix reads a
+Flake hosts (``fleetforge.nixos.flake``) are built with ``--flake /etc/nixos#<name>``. Nix reads a
 flake in a git work tree from the files git knows only, so when ``/etc/nixos`` is in one, every
 file fleetforge manages there is ``git add``-ed before the first action (nothing is committed:
 the commit stays the operator's). A rollback leaves the index consistent with the restored files:
@@ -30,7 +30,7 @@ from types import SimpleNamespace
 from pyinfra import logger
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 
-from fleetforge.nixos_flake import FLAKE_DIR
+from fleetforge.nixos.flake import FLAKE_DIR
 from fleetforge.verify import Check, run_checks
 
 SYSTEM_PROFILE = "/nix/var/nix/profiles/system"
