@@ -26,7 +26,7 @@ from fleetforge.components.zram.settings import ZRAM_ALGORITHMS as ZRAM_ALGORITH
 from fleetforge.components.zram.settings import ZramSettings
 from fleetforge.components.zram.settings import parse_size_mib as parse_size_mib  # re-exported
 from fleetforge.errors import FleetforgeError
-from fleetforge.layout.plan import LayoutSettings
+from fleetforge.layout.settings import LayoutSettings
 from fleetforge.textcheck import AbsPath, check_text, has_control, matching
 
 # Prefixes of data keys read by pyinfra's connectors; never fleetforge's.

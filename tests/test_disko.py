@@ -9,7 +9,8 @@ import jinja2
 import pytest
 
 from fleetforge.layout.disko import hardware_json, render_disko
-from fleetforge.layout.plan import LayoutSettings, layout_for
+from fleetforge.layout.plan import layout_for
+from fleetforge.layout.settings import LayoutSettings
 from fleetforge.nixos.modules import to_nix
 from fleetforge.render import render
 from tests.conftest import facts_from

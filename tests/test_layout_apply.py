@@ -18,7 +18,8 @@ from fleetforge.layout.apply import (
     read_state,
     state_args,
 )
-from fleetforge.layout.plan import LayoutSettings, layout_for
+from fleetforge.layout.plan import layout_for
+from fleetforge.layout.settings import LayoutSettings
 from fleetforge.planner import PlanError
 from tests.conftest import facts_from
 

@@ -28,7 +28,8 @@ from pyinfra.api import QuoteString, StringCommand, deploy, operation
 
 from fleetforge.facts.layout import DiskState, DiskStateFact
 from fleetforge.facts.probe import HostProbe
-from fleetforge.layout.plan import SWAP_MOUNTPOINT, SWAPFILE, TYPE_GUIDS, DiskLayout, layout_for
+from fleetforge.layout.plan import DiskLayout, layout_for
+from fleetforge.layout.settings import SWAP_MOUNTPOINT, SWAPFILE, TYPE_GUIDS
 from fleetforge.models import HostFacts, Model
 from fleetforge.paths import MANAGED_FILES
 from fleetforge.planner import PlanError

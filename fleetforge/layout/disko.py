@@ -15,7 +15,8 @@ from pyinfra.api import deploy
 
 from fleetforge.facts.layout import FileContents
 from fleetforge.facts.probe import HostProbe
-from fleetforge.layout.plan import DISKO_DISK_NAME, SWAPFILE, DiskLayout, LayoutSettings, layout_for
+from fleetforge.layout.plan import DiskLayout, layout_for
+from fleetforge.layout.settings import DISKO_DISK_NAME, SWAPFILE, LayoutSettings
 from fleetforge.models import HostFacts
 from fleetforge.nixos.modules import to_nix
 from fleetforge.operations import managed_file

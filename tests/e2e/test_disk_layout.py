@@ -21,7 +21,8 @@ from fleetforge.facts.layout import DiskStateFact, parse_disk_state
 from fleetforge.facts.probe import HostProbe
 from fleetforge.layout.apply import expected_state, read_state, state_args
 from fleetforge.layout.disko import hardware_json, render_disko
-from fleetforge.layout.plan import DiskLayout, LayoutSettings, layout_for
+from fleetforge.layout.plan import DiskLayout, layout_for
+from fleetforge.layout.settings import LayoutSettings
 from fleetforge.paths import MANAGED_FILES
 
 pytestmark = pytest.mark.vm
