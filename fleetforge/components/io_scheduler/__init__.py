@@ -29,7 +29,7 @@ from pyinfra.api import StringCommand
 from fleetforge.checks import Check
 from fleetforge.components.base import Component, Row, raw
 from fleetforge.errors import PlanError
-from fleetforge.facts.probe import parse_scheduler
+from fleetforge.facts.disks import parse_scheduler
 from fleetforge.facts.sections import WORD, is_kernel_name
 from fleetforge.models import Disk, DiskPlan, HostFacts, Planned, TuningPlan
 from fleetforge.paths import UDEV_RULES

@@ -22,7 +22,7 @@ from pyinfra.operations import server
 from fleetforge.checks import Check
 from fleetforge.components.base import Component, Row, raw
 from fleetforge.errors import PlanError
-from fleetforge.facts.probe import parse_scheduler
+from fleetforge.facts.disks import parse_scheduler
 from fleetforge.models import HostFacts, Planned, TuningPlan, ZramPlan
 from fleetforge.paths import ZRAM_GENERATOR_CONF
 from fleetforge.render import render
