@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facts.probe import SCRIPT  # noqa: E402
+from fleetforge.facts.probe import SCRIPT  # noqa: E402
 from fleetforge.planner import sysctl_keys  # noqa: E402
 from fleetforge.settings import HostSettings  # noqa: E402
 from fleetforge.testbed import Testbed  # noqa: E402

@@ -18,8 +18,8 @@ import asyncssh
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from facts.probe import HostProbe, parse_probe  # noqa: E402
 from fleetforge.connector.asyncssh_connector import ENCRYPTION_ALGS  # noqa: E402
+from fleetforge.facts.probe import HostProbe, parse_probe  # noqa: E402
 from fleetforge.planner import sysctl_keys  # noqa: E402
 from fleetforge.settings import HostSettings  # noqa: E402
 

@@ -9,13 +9,14 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.operations import files, server
 
-from facts.probe import HostProbe
+from fleetforge.components import desired_files
+from fleetforge.facts.probe import HostProbe
+from fleetforge.paths import MANAGED_FILES
 from fleetforge.planner import plan_host, sysctl_keys
-from fleetforge.render import desired_files
 from fleetforge.settings import settings_from_data
 
 settings = settings_from_data(host.name, host.data.dict())
-facts = host.get_fact(HostProbe, sysctl_keys=sysctl_keys(settings))
+facts = host.get_fact(HostProbe, sysctl_keys=sysctl_keys(settings), files=MANAGED_FILES)
 plan = plan_host(host.name, facts, settings)
 for path, content in desired_files(plan, facts).items():
     files.put(name=f"stock: {path}", src=StringIO(content), dest=path)

@@ -7,6 +7,6 @@ A disk that holds a partition table or any filesystem signature is refused (the 
 before anything is written) unless ``disk_layout.confirm_wipe_serial`` is that disk's serial.
 """
 
-from fleetforge.layout_apply import lay_out_disk
+from fleetforge.layout.apply import lay_out_disk
 
 lay_out_disk()

@@ -6,6 +6,6 @@
 Paths: host data ``disk_layout = {"disko_file": ..., "hardware_file": ...}``.
 """
 
-from fleetforge.disko import push_disko
+from fleetforge.layout.disko import push_disko
 
 push_disko()

@@ -3,9 +3,9 @@ nginx, optionally NFS), NFS clients mount it. Then run ``deploys/vps.py`` so cli
 
     pyinfra inventory.py deploys/nix_cache.py && pyinfra inventory.py deploys/vps.py
 
-See ``fleetforge/nixcache.py`` for roles, addresses, keys and rotation.
+See ``fleetforge/nixcache/roles.py`` for roles, addresses, keys and rotation.
 """
 
-from fleetforge.nixcache_deploy import nix_cache
+from fleetforge.nixcache.deploy import nix_cache
 
 nix_cache()

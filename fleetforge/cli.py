@@ -27,8 +27,9 @@ from rich.text import Text  # noqa: E402
 
 from fleetforge.console import make_console  # noqa: E402
 from fleetforge.errors import FleetforgeError  # noqa: E402
-from fleetforge.models import HostFacts, TuningPlan  # noqa: E402
-from fleetforge.secrets import DEFAULT_SECRET_KEYS, REDACTED, is_secret_key, redact_facts, redact_plan, secret_keys  # noqa: E402
+from fleetforge.models import HostFacts  # noqa: E402
+from fleetforge.plan_table import plan_table  # noqa: E402
+from fleetforge.secrets import redact_facts, redact_plan, secret_keys  # noqa: E402
 
 EXIT_BAD_INPUT = 3
 
@@ -59,31 +60,6 @@ def _facts_table(name: str, facts: HostFacts) -> Table:
             f"by-id={d.by_id_path}",
         )
     table.add_row("nix", f"{facts.nix.version}" if facts.nix.installed else "not installed")
-    return table
-
-
-def _plan_table(plan: TuningPlan, keys: frozenset[str] = DEFAULT_SECRET_KEYS) -> Table:
-    """The plan as a table; values of secret Nix settings (``keys``, see ``fleetforge.secrets``)
-    show as ``<redacted>``."""
-    table = Table(title=f"{plan.host}: plan", title_justify="left")
-    for column in ("item", "value", "reason", "source"):
-        table.add_column(column, overflow="fold")
-    for d in plan.disks:
-        table.add_row(f"{d.name} scheduler ({d.disk_class})", d.scheduler.value, d.scheduler.reason, d.scheduler.source)
-        ra = d.read_ahead_kb
-        table.add_row(f"{d.name} read_ahead_kb", str(ra.value), ra.reason, ra.source)
-    for s in plan.sysctls:
-        table.add_row(s.key, s.value.value, s.value.reason, s.value.source)
-    for s in plan.skipped_sysctls:
-        table.add_row(s.key, "(skipped)", s.reason, "detected")
-    z = plan.zram
-    for label, item in (("zram", z.enabled), ("zram-size MiB", z.size_mib), ("zram algorithm", z.algorithm),
-                        ("zram swap-priority", z.swap_priority)):  # fmt: skip
-        table.add_row(label, str(item.value), item.reason, item.source)
-    if plan.nix:
-        for key, item in plan.nix.settings.items():
-            value = REDACTED if is_secret_key(key, keys) else item.value
-            table.add_row(f"nix {key}", value, item.reason, item.source)
     return table
 
 
@@ -160,7 +136,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         out[h.name] = {"facts": redact_facts(facts.to_json(), keys), "plan": redact_plan(plan.to_json(), keys)}
         if not args.json:
             console.print(_facts_table(h.name, facts))
-            console.print(_plan_table(plan, keys))
+            console.print(plan_table(plan, keys))
     if args.json:
         print(json.dumps(out, indent=2))
     else:
@@ -173,8 +149,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from fleetforge import nixcache_verify
     from fleetforge.gather import load_inventory
+    from fleetforge.nixcache import verify as nixcache_verify
     from fleetforge.verify import exit_code, testinfra_host, verify_host
 
     _, hosts = load_inventory(args.inventory, args.limit)
@@ -206,9 +182,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_disko(args: argparse.Namespace) -> int:
     """Print each host's disko.nix (or, with --json, its layout and disko JSON); probes read-only."""
-    from fleetforge.disko import render_disko
     from fleetforge.gather import load_inventory, probe
-    from fleetforge.layout import layout_for
+    from fleetforge.layout.disko import render_disko
+    from fleetforge.layout.plan import layout_for
 
     state, hosts = load_inventory(args.inventory, args.limit)
     results = probe(state, hosts)
@@ -248,9 +224,9 @@ def cmd_bundle_fetch(args: argparse.Namespace) -> int:
 
 def cmd_bundle_status(args: argparse.Namespace) -> int:
     """Per host: files and bytes a push would send, disk use after; nothing is sent."""
-    from facts.iso_dir import IsoDir
     from fleetforge.bundle.plan import plan_push
     from fleetforge.bundle.push import load_index
+    from fleetforge.facts.iso_dir import IsoDir
     from fleetforge.gather import gather, load_inventory
 
     state, hosts = load_inventory(args.inventory, args.limit)

@@ -19,8 +19,9 @@ from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_state
 from pyinfra_cli.inventory import make_inventory
 
-from facts.probe import HostProbe
+from fleetforge.facts.probe import HostProbe
 from fleetforge.models import HostFacts
+from fleetforge.paths import MANAGED_FILES
 from fleetforge.planner import sysctl_keys
 from fleetforge.settings import HostSettings, inventory_settings
 
@@ -89,7 +90,7 @@ def gather(state: State, hosts: list[InventoryHost], fact: type, kwargs_for: Cal
 
 def probe(state: State, hosts: list[InventoryHost]) -> dict[str, HostFacts | str]:
     """``gather`` of ``HostProbe`` with each host's sysctl keys: ``{name: HostFacts | "reason"}``."""
-    return gather(state, hosts, HostProbe, lambda h: {"sysctl_keys": sysctl_keys(h.settings)})
+    return gather(state, hosts, HostProbe, lambda h: {"sysctl_keys": sysctl_keys(h.settings), "files": MANAGED_FILES})
 
 
 class _ConnectErrors(BaseStateCallback):

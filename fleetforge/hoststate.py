@@ -26,9 +26,9 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from facts.sections import SHA256, SYSCTL_KEY, WORD, is_kernel_name
-from fleetforge.operations import NIX_DAEMON_RESTART, SYSCTL_APPLY, UDEV_APPLY, ZRAM_APPLY, ZRAM_REMOVE
-from fleetforge.paths import MANAGED_FILES, NIX_CONF, SYSCTL_CONF, UDEV_RULES, ZRAM_GENERATOR_CONF
+from fleetforge import components
+from fleetforge.facts.sections import SHA256
+from fleetforge.paths import MANAGED_FILES
 from fleetforge.planner import plan_host
 from fleetforge.settings import HostSettings
 from fleetforge.textcheck import has_control
@@ -189,18 +189,14 @@ def new_backups(pre: HostSnapshot, post: HostSnapshot) -> list[str]:
     return [b for b in post.backups if b not in pre.backups]
 
 
-def _write(value: str, path: str) -> str:
-    """``echo VALUE > PATH`` with both words quoted (``shlex``)."""
-    return f"{shlex.join(['echo', value])} > {shlex.quote(path)}"
-
-
 def rollback_commands(pre: HostSnapshot, post: HostSnapshot) -> tuple[list[str], list[str]]:
     """Shell commands that return ``post`` to ``pre``: ``(commands, problems)``.
 
-    Every value that came from the host (backup and directory paths, sysctl keys and values,
-    disk names, schedulers) is one quoted word (``shlex.join``/``shlex.quote``); a disk name
-    that is not a kernel name, or a sysctl key or scheduler of other characters, is not written
-    back but reported in ``problems``, as are files that changed without a backup from this run.
+    Files that changed come back from the backups this run made (files that were new are
+    removed), directories the deploy made are removed, NixOS goes back to its generation, then
+    each tuning component restores its live state (``fleetforge.components``: reload, write the
+    recorded values back). Every value that came from the host is one quoted word; what cannot be
+    restored safely is reported in ``problems``, as are files that changed without a backup.
     """
     cmds: list[str] = []
     problems: list[str] = []
@@ -218,56 +214,12 @@ def rollback_commands(pre: HostSnapshot, post: HostSnapshot) -> tuple[list[str],
     # directories the deploy created (``mkdir -p`` before a new file), deepest first
     for directory in sorted(set(post.dirs) - set(pre.dirs), key=lambda d: (-d.count("/"), d)):
         cmds.append(shlex.join(["rmdir", directory]))
-    cmds += _reapply(pre, post, changed)
-    # the kernel keeps live values after their file is gone: write back what was recorded
-    for key, value in pre.sysctl.items():
-        if post.sysctl.get(key) == value:
-            continue
-        if SYSCTL_KEY.fullmatch(key) and not has_control(value):
-            cmds.append(shlex.join(["sysctl", "-q", "-w", f"{key}={value}"]))
-        else:
-            problems.append(f"sysctl {key!r} = {value!r} is not restored: not a sysctl key and value")
-    for disk, values in pre.disks.items():
-        if not is_kernel_name(disk):
-            problems.append(f"disk {disk!r} is not restored: not a kernel block device name")
-            continue
-        queue = f"/sys/block/{disk}/queue"
-        scheduler = values.get("scheduler")
-        if scheduler and WORD.fullmatch(str(scheduler)):
-            cmds.append(_write(str(scheduler), f"{queue}/scheduler"))
-        elif scheduler:
-            problems.append(f"disk {disk}: scheduler {scheduler!r} is not restored: not a scheduler name")
-        if values.get("read_ahead_kb") is not None:
-            cmds.append(_write(str(int(values["read_ahead_kb"])), f"{queue}/read_ahead_kb"))
-    return cmds, problems
-
-
-def _reapply(pre: HostSnapshot, post: HostSnapshot, changed: list[str]) -> list[str]:
-    """Commands that make the restored files live again (fixed commands, no host values)."""
-    cmds: list[str] = []
-    restored = {p for p in changed if pre.files.get(p) is not None}
-    if pre.is_nixos:
-        if post.generation != pre.generation:
-            cmds.append("nixos-rebuild switch --rollback")
-        elif changed:
-            cmds.append(shlex.join([f"{SYSTEM_PROFILE}/bin/switch-to-configuration", "test"]))
-        return cmds
-    if UDEV_RULES in changed:
-        cmds += [str(c.get_raw_value()) for c in UDEV_APPLY]
-    if SYSCTL_CONF in restored:
-        cmds += [str(c.get_raw_value()) for c in SYSCTL_APPLY]
-    if ZRAM_GENERATOR_CONF in changed or pre.zram_device != post.zram_device:
-        zram_before = pre.checks.get("zram0 swap priority") is not None or pre.checks.get("zram0 swap") == "active"
-        if zram_before:
-            cmds += [str(c.get_raw_value()) for c in ZRAM_APPLY]
-        else:
-            cmds += [str(c.get_raw_value()) for c in ZRAM_REMOVE]
-            if not pre.zram_device:  # zram0 did not exist: reset it and unload the module
-                cmds.append("{ swapoff /dev/zram0; echo 1 > /sys/block/zram0/reset; modprobe -r zram; } 2>/dev/null")
-    if NIX_CONF in changed:
-        restart = " ".join(str(c.get_raw_value()) for c in NIX_DAEMON_RESTART)
-        cmds.append(f"if systemctl cat nix-daemon.service >/dev/null 2>&1; then {restart}; fi")
-    return cmds
+    if pre.is_nixos and post.generation != pre.generation:
+        cmds.append("nixos-rebuild switch --rollback")
+    elif pre.is_nixos and changed:
+        cmds.append(shlex.join([f"{SYSTEM_PROFILE}/bin/switch-to-configuration", "test"]))
+    more, issues = components.restore(pre, post, changed)
+    return cmds + more, problems + issues
 
 
 def run_rollback(name: str, data: dict[str, Any], pre: HostSnapshot, post: HostSnapshot, host=None) -> dict[str, Any]:

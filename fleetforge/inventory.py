@@ -25,8 +25,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-CONNECTOR_KEY = "fleetforge_connector"
-CONNECTORS = ("ssh", "asyncssh")
+from fleetforge.connector.choice import CONNECTOR_KEY, CONNECTORS
+from fleetforge.connector.choice import connector_problems as connector_problems  # re-exported
 
 HostEntry = str | tuple[str, dict[str, Any]]
 
@@ -227,26 +227,3 @@ def group(hosts: Iterable[HostEntry], data: dict[str, Any] | None = None) -> tup
 
         raise SettingsError(problems)
     return out, data
-
-
-def connector_problems(hosts: Iterable[Any]) -> list[tuple[str, str, str]]:
-    """Hosts whose data asks for ``asyncssh`` but that pyinfra connects with another connector.
-
-    ``hosts``: pyinfra ``Host`` objects. Returns ``(host, key, message)`` triples for
-    ``SettingsError``: the data key only takes effect through :func:`group`.
-    """
-    from fleetforge.connector.asyncssh_connector import AsyncSSHConnector
-
-    problems = []
-    for host in hosts:
-        wanted = host.data.get(CONNECTOR_KEY)
-        if wanted == "asyncssh" and not issubclass(host.connector_cls, AsyncSSHConnector):
-            problems.append(
-                (
-                    host.name,
-                    CONNECTOR_KEY,
-                    "'asyncssh' is set but the host runs over @ssh: build its group with "
-                    "fleetforge.inventory.group(...) or name it @asyncssh/NAME",
-                )
-            )
-    return problems

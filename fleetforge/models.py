@@ -1,5 +1,6 @@
-"""Typed data that flows through fleetforge: what a host is (``HostFacts``) and what it
-should become (``TuningPlan``).
+"""Typed data that flows through fleetforge: what a host is (``HostFacts``, defined with the
+facts in ``fleetforge.facts.models`` and re-exported here) and what it should become
+(``TuningPlan``).
 
 Units are in the field names (``size_bytes``, ``read_ahead_kb``, ``size_mib``); numbers are
 numbers. Every planned value is a ``Planned`` carrying the reason it was chosen and the source
@@ -9,135 +10,47 @@ numbers. Every planned value is a ``Planned`` carrying the reason it was chosen 
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
-
-Transport = Literal["virtio-blk", "virtio-scsi", "scsi", "sata", "nvme", "usb", "mmc", "unknown"]
-Firmware = Literal["efi", "bios"]
-
-
-class Model(BaseModel):
-    """Base: frozen, strict about unknown fields, JSON-able for pyinfra's encoders."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the model as JSON-compatible data (used by pyinfra's ``json_encode``)."""
-        return self.model_dump(mode="json")
-
-
-# -- detected facts ---------------------------------------------------------------------------
-
-
-class Partition(Model):
-    """A partition of a whole disk, as ``lsblk`` reports it."""
-
-    name: str
-    path: str
-    size_bytes: int
-    fstype: str | None
-    mountpoint: str | None
-
-
-class Disk(Model):
-    """A whole disk (``lsblk`` TYPE=disk; loop, zram, ram and optical devices excluded).
-
-    ``rotational`` is the kernel's ``queue/rotational`` flag as reported; virtio-blk reports 1
-    inside QEMU guests, so do not read it as "spinning" without the transport.
-    """
-
-    name: str
-    path: str
-    by_id_path: str | None
-    size_bytes: int
-    transport: Transport
-    rotational: bool
-    model: str | None
-    serial: str | None
-    scheduler: str | None
-    schedulers_available: list[str]
-    read_ahead_kb: int
-    nr_requests: int | None
-    partitions: list[Partition]
-
-
-class Cpu(Model):
-    logical_cpus: int
-    model_name: str
-    hypervisor_flag: bool
-
-
-class SwapDevice(Model):
-    path: str
-    kind: str
-    size_bytes: int
-    used_bytes: int
-    priority: int
-
-
-class Memory(Model):
-    mem_total_bytes: int
-    swap_devices: list[SwapDevice]
-
-
-class OsRelease(Model):
-    id: str
-    id_like: list[str]
-    version_id: str | None
-    pretty_name: str | None
-    hostname: str | None = None  # ``uname -n``, when it is an RFC 1123 host name
-    nixos_release: str | None = None  # ``YY.MM`` from ``nixos-version`` (NixOS only)
-
-    @property
-    def is_nixos(self) -> bool:
-        return self.id == "nixos"
-
-
-class ZramDevice(Model):
-    name: str
-    disksize_bytes: int
-    algorithm: str | None
-    swap_active: bool
-
-
-class NixInfo(Model):
-    installed: bool
-    version: str | None
-    conf_present: bool
-    daemon_unit: bool
-
-
-class ManagedFile(Model):
-    """Current content of a file fleetforge manages (``None`` in ``HostFacts.files`` if absent)."""
-
-    sha256: str
-    content: str
-
-
-class HostFacts(Model):
-    """Everything one deploy needs, gathered by ``facts.probe.HostProbe`` in one round trip."""
-
-    kernel_release: str
-    disks: list[Disk]
-    cpu: Cpu
-    memory: Memory
-    virtualization: str
-    firmware: Firmware
-    os: OsRelease
-    sysctl: dict[str, str]
-    zram: list[ZramDevice]
-    zram_generator: bool
-    package_manager: str | None
-    nix: NixInfo
-    files: dict[str, ManagedFile | None]
-
-    def disk(self, name: str) -> Disk:
-        for disk in self.disks:
-            if disk.name == name:
-                return disk
-        raise KeyError(name)
-
+from fleetforge.facts.models import (  # re-exported: the plan's inputs
+    Cpu as Cpu,
+)
+from fleetforge.facts.models import (
+    Disk as Disk,
+)
+from fleetforge.facts.models import (
+    Firmware as Firmware,
+)
+from fleetforge.facts.models import (
+    HostFacts as HostFacts,
+)
+from fleetforge.facts.models import (
+    ManagedFile as ManagedFile,
+)
+from fleetforge.facts.models import (
+    Memory as Memory,
+)
+from fleetforge.facts.models import (
+    Model as Model,
+)
+from fleetforge.facts.models import (
+    NixInfo as NixInfo,
+)
+from fleetforge.facts.models import (
+    OsRelease as OsRelease,
+)
+from fleetforge.facts.models import (
+    Partition as Partition,
+)
+from fleetforge.facts.models import (
+    SwapDevice as SwapDevice,
+)
+from fleetforge.facts.models import (
+    Transport as Transport,
+)
+from fleetforge.facts.models import (
+    ZramDevice as ZramDevice,
+)
 
 # -- the plan ---------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """pyinfra operations that push a ``TuningPlan``.
 
-They diff the desired state against ``HostFacts`` gathered once by ``facts.probe.HostProbe``
+They diff the desired state against ``HostFacts`` gathered once by ``fleetforge.facts.probe.HostProbe``
 and yield quoted commands, or call ``host.noop`` when nothing is to change.
 
 Why ``managed_file`` and not ``files.template``/``files.put``: pyinfra's file operations ask
@@ -25,8 +25,8 @@ from pyinfra import host, logger, state
 from pyinfra.api import OperationValueError, QuoteString, StringCommand, operation
 from pyinfra.operations.util.files import generate_color_diff
 
-from fleetforge.models import HostFacts, ManagedFile, TuningPlan
-from fleetforge.paths import BACKUP_SUFFIX, SYSCTL_CONF
+from fleetforge.models import ManagedFile
+from fleetforge.paths import BACKUP_SUFFIX
 from fleetforge.secrets import redact_file, secret_keys
 
 RUN_STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -108,9 +108,10 @@ def show_diff() -> bool:
     return bool(state.config.DIFF) or "--dry" in sys.argv
 
 
-def backup_path(dest: str, stamp: str = RUN_STAMP) -> str:
-    """Where ``managed_file`` keeps the file it replaces: ``<dest>.fleetforge-<stamp>.bak``."""
-    return dest + BACKUP_SUFFIX.format(stamp=stamp)
+def backup_path(dest: str, stamp: str | None = None) -> str:
+    """Where ``managed_file`` keeps the file it replaces: ``<dest>.fleetforge-<stamp>.bak``
+    (``stamp``: this run's UTC start, ``RUN_STAMP``, unless given)."""
+    return dest + BACKUP_SUFFIX.format(stamp=stamp or RUN_STAMP)
 
 
 def write_file_command(
@@ -147,14 +148,14 @@ def _log_diff(dest: str, current: ManagedFile | None, content: str) -> None:
 
 @operation()
 def managed_file(
-    dest: str, content: str, current: ManagedFile | None, mode: str | None = None, user: str | None = None,
+    dest: str, content: str, current: ManagedFile | dict | None, mode: str | None = None, user: str | None = None,
     group: str | None = None, backup: bool = True,
 ):  # fmt: skip
     """Make ``dest`` hold exactly ``content``.
 
     + dest: absolute remote path
     + content: desired text
-    + current: the file as the probe found it (``None`` when absent)
+    + current: the file as the probe found it (``None`` when absent; a dict is its JSON form)
     + mode: octal permission string; ``None`` keeps the existing file's (a new one gets 644)
     + user, group: owner to set; ``None`` keeps the existing file's (a new one: root)
     + backup: copy an existing, different file to ``backup_path(dest)`` first
@@ -163,6 +164,8 @@ def managed_file(
     behind when it fails, and the failure names ``dest`` and the cause. With ``--diff`` or
     ``--dry`` the change is shown as a unified diff with secret values masked.
     """
+    if isinstance(current, dict):  # the probe's JSON form (pyinfra's fact cache, operation fixtures)
+        current = ManagedFile.model_validate(current)
     if current is not None and current.content == content:
         host.noop(f"{dest} is up to date")
         return
@@ -173,65 +176,3 @@ def managed_file(
     if show_diff():
         _log_diff(dest, current, content)
     yield command
-
-
-def io_drift(plan: TuningPlan, facts: HostFacts) -> list[str]:
-    """Disks whose live scheduler or read_ahead_kb differ from the plan (``vda: ...`` lines)."""
-    drift = []
-    for disk_plan in plan.disks:
-        disk = facts.disk(disk_plan.name)
-        if disk.scheduler != disk_plan.scheduler.value:
-            drift.append(f"{disk.name}: scheduler {disk.scheduler} -> {disk_plan.scheduler.value}")
-        if disk.read_ahead_kb != disk_plan.read_ahead_kb.value:
-            drift.append(f"{disk.name}: read_ahead_kb {disk.read_ahead_kb} -> {disk_plan.read_ahead_kb.value}")
-    return drift
-
-
-def sysctl_drift(plan: TuningPlan, facts: HostFacts) -> list[str]:
-    """Sysctl keys whose live value differs from the plan."""
-    return [
-        f"{key}: {facts.sysctl.get(key)} -> {value}"
-        for key, value in plan.sysctl_values().items()
-        if facts.sysctl.get(key) != value
-    ]
-
-
-def zram_drift(plan: TuningPlan, facts: HostFacts) -> list[str]:
-    """How the live zram0 differs from the plan (size, algorithm, active swap)."""
-    zram0 = next((z for z in facts.zram if z.name == "zram0"), None)
-    if not plan.zram.enabled.value:
-        return ["zram0 swap is active but zram is disabled"] if zram0 and zram0.swap_active else []
-    want_bytes = plan.zram.size_mib.value * 1048576
-    if zram0 is None:
-        return ["zram0 does not exist"]
-    drift = []
-    if zram0.disksize_bytes != want_bytes:
-        drift.append(f"zram0 disksize {zram0.disksize_bytes} -> {want_bytes}")
-    if zram0.algorithm != plan.zram.algorithm.value:
-        drift.append(f"zram0 algorithm {zram0.algorithm} -> {plan.zram.algorithm.value}")
-    if not zram0.swap_active:
-        drift.append("zram0 is not an active swap device")
-    return drift
-
-
-UDEV_APPLY = (
-    StringCommand("udevadm", "control", "--reload"),
-    StringCommand("udevadm", "trigger", "--subsystem-match=block", "--action=change"),
-    StringCommand("udevadm", "settle"),
-)
-
-SYSCTL_APPLY = (StringCommand("sysctl", "-p", QuoteString(SYSCTL_CONF)),)
-NIX_DAEMON_RESTART = (StringCommand("systemctl", "try-restart", "nix-daemon.service"),)
-
-# zram-generator makes systemd-zram-setup@zram0.service (creates the device) and
-# dev-zram0.swap (swapon). A resize needs the swap off and the device reset first.
-ZRAM_APPLY = (
-    StringCommand("systemctl", "daemon-reload"),
-    StringCommand("systemctl", "stop", "dev-zram0.swap", "systemd-zram-setup@zram0.service", "||", "true"),
-    StringCommand("systemctl", "start", "systemd-zram-setup@zram0.service"),
-    StringCommand("systemctl", "start", "dev-zram0.swap"),
-)
-ZRAM_REMOVE = (
-    StringCommand("systemctl", "stop", "dev-zram0.swap", "systemd-zram-setup@zram0.service", "||", "true"),
-    StringCommand("systemctl", "daemon-reload"),
-)

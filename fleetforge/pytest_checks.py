@@ -17,7 +17,8 @@ import os
 
 import pytest
 
-from fleetforge import nixcache_verify, verify
+from fleetforge import verify
+from fleetforge.nixcache import verify as nixcache_verify
 
 _targets: dict[str, tuple] = {}  # host name -> (testinfra host, plan, checks)
 _live: dict[str, dict[str, str]] = {}  # host name -> live values

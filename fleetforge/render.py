@@ -1,12 +1,13 @@
-"""Render a ``TuningPlan`` into the files fleetforge owns on a (non-NixOS) host.
+"""Rendering: jinja2 templates and the one escaping filter per target syntax.
 
-Templates live in the top-level ``templates/`` folder and are rendered by jinja2 with
+Templates live in ``fleetforge/templates/`` and, for a tuning component, beside its module
+(``fleetforge/components/<name>/``); they are rendered by jinja2 with
 ``StrictUndefined``: a variable missing from the context raises ``jinja2.UndefinedError``
 instead of writing an empty value into a host's configuration.
 
 A value never changes the structure of the file it lands in. One filter per target syntax,
 used by every template (values from hosts are also checked by the fact parsers, see
-``facts.sections``; these filters are the renderer's own guarantee):
+``fleetforge.facts.sections``; these filters are the renderer's own guarantee):
 
 - ``comment``: text in a ``#`` comment (udev rules, sysctl.conf, nix.conf, Nix, nginx,
   systemd units, exports): anything not printable, and a backslash, is written as a Python
@@ -24,7 +25,7 @@ rule holds values planned from what the probe read under that kernel name (its q
 flag and transport), and verify and rollback read and write the same ``/sys/block/<name>``; the
 rules file (``60-fleetforge-io.rules``) sorts before ``60-persistent-storage.rules``, which
 imports ``ID_SERIAL``/``ID_PATH`` and makes the by-id links, so on ``add`` those are not set yet
-when the rule runs. The name is a validated kernel name (``facts.sections.KERNEL_NAME``: no glob
+when the rule runs. The name is a validated kernel name (``fleetforge.facts.sections.KERNEL_NAME``: no glob
 characters), so a rule matches one device; each rule also requires ``SUBSYSTEM=="block"`` and
 ``ENV{DEVTYPE}=="disk"``. A name that moves to another disk between boots (``sdX`` order) gets
 that name's values until the next deploy re-probes; ``fleetforge verify`` reports the drift.
@@ -40,12 +41,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from fleetforge.models import HostFacts, TuningPlan
-from fleetforge.paths import NIX_CONF, SYSCTL_CONF, UDEV_RULES, ZRAM_GENERATOR_CONF
-
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-NIX_BEGIN = "# BEGIN fleetforge: the settings below are managed; edit host data instead"
-NIX_END = "# END fleetforge"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+# each tuning component's template lives beside its module (fleetforge/components/<name>/)
+COMPONENT_TEMPLATE_DIRS = sorted({p.parent for p in (TEMPLATES_DIR.parent / "components").glob("*/*.j2")})
 
 
 _UDEV_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+@/-]*")
@@ -165,7 +163,7 @@ def environment() -> Environment:
     """The jinja2 environment for ``templates/`` (StrictUndefined, block whitespace trimmed) with
     the filters ``comment``, ``udev``, ``unit``, ``word`` and ``nix``."""
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
+        loader=FileSystemLoader([TEMPLATES_DIR, *COMPONENT_TEMPLATE_DIRS]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -181,43 +179,3 @@ def environment() -> Environment:
 def render(template: str, **context: Any) -> str:
     """Render ``templates/<template>``; raises ``jinja2.UndefinedError`` on a missing variable."""
     return environment().get_template(template).render(**context)
-
-
-def nix_kept_lines(current: str | None, managed_keys: set[str]) -> list[str]:
-    """Lines of an existing ``nix.conf`` that fleetforge keeps: everything outside its own
-    block except settings it now manages (each key is written once, in its block)."""
-    kept, inside = [], False
-    for line in (current or "").splitlines():
-        stripped = line.strip()
-        if stripped == NIX_BEGIN:
-            inside = True
-        elif stripped == NIX_END:
-            inside = False
-        elif not inside and stripped.partition("=")[0].strip() not in managed_keys:
-            kept.append(line)
-    while kept and not kept[-1].strip():
-        kept.pop()
-    return kept
-
-
-def desired_files(plan: TuningPlan, facts: HostFacts) -> dict[str, str]:
-    """``{remote path: content}`` for every file the plan owns on this host.
-
-    ``nix.conf`` is only included when the plan has Nix settings; its lines outside
-    fleetforge's block are kept as found (``facts.files``).
-    """
-    files = {
-        UDEV_RULES: render("udev-io.rules.j2", disks=plan.disks),
-        SYSCTL_CONF: render("sysctl.conf.j2", path=SYSCTL_CONF, sysctls=plan.sysctls, skipped=plan.skipped_sysctls),
-        ZRAM_GENERATOR_CONF: render("zram-generator.conf.j2", zram=plan.zram),
-    }
-    if plan.nix is not None:
-        current = facts.files.get(NIX_CONF)
-        files[NIX_CONF] = render(
-            "nix.conf.j2",
-            kept_lines=nix_kept_lines(current.content if current else None, set(plan.nix.settings)),
-            settings=plan.nix.settings,
-            begin_marker=NIX_BEGIN,
-            end_marker=NIX_END,
-        )
-    return files

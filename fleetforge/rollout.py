@@ -601,8 +601,8 @@ def cmd_rollout(args) -> int:
 
 def dry_run(args, hosts, waves: list[Wave], schedule: dict[str, Any], out) -> int:
     """Waves, hosts and each host's plan; probes the hosts read-only, changes nothing."""
-    from fleetforge.cli import _plan_table
     from fleetforge.gather import load_inventory, probe
+    from fleetforge.plan_table import plan_table
     from fleetforge.planner import plan_host
 
     state, _ = load_inventory(args.inventory)
@@ -636,7 +636,7 @@ def dry_run(args, hosts, waves: list[Wave], schedule: dict[str, Any], out) -> in
                 out.print(f"  {name}: cannot plan: {plan['error']}")
                 continue
             checks = by_name[name].settings.health_checks
-            out.print(_plan_table(plan))
+            out.print(plan_table(plan))
             if checks:
                 out.print(f"  {name}: health checks: {', '.join(c.describe() for c in checks)}")
     return code

@@ -18,8 +18,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from fleetforge.components.io_scheduler.settings import DiskSettings as DiskSettings  # re-exported
+from fleetforge.components.io_scheduler.settings import IoSchedulerSettings
+from fleetforge.components.nix_settings.settings import NixSettingsSettings
+from fleetforge.components.sysctl.settings import SysctlSettings
+from fleetforge.components.zram.settings import ZRAM_ALGORITHMS as ZRAM_ALGORITHMS  # re-exported
+from fleetforge.components.zram.settings import ZramSettings
+from fleetforge.components.zram.settings import parse_size_mib as parse_size_mib  # re-exported
 from fleetforge.errors import FleetforgeError
-from fleetforge.layout import LayoutSettings
+from fleetforge.layout.settings import LayoutSettings
 from fleetforge.textcheck import AbsPath, check_text, has_control, matching
 
 # Prefixes of data keys read by pyinfra's connectors; never fleetforge's.
@@ -39,53 +46,6 @@ CONNECTOR_PREFIXES = (
     "_",
 )
 
-ZRAM_ALGORITHMS = ("lzo", "lzo-rle", "lz4", "lz4hc", "zstd", "842", "deflate")
-_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*", re.IGNORECASE)
-_UNIT_MIB = {"": 1.0, "B": 1 / 1048576, "K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1048576.0}
-
-
-def parse_size_mib(value: Any) -> int:
-    """A size as MiB: an int (MiB) or a string like ``"512M"``, ``"2G"``, ``"1.5GiB"``.
-
-    Raises ``ValueError`` with the expected forms for anything else (``"lots"``, ``-1``).
-    """
-    if isinstance(value, bool):
-        raise ValueError(f'expected a size like "2G", "512M" or a number of MiB, got {value!r}')
-    if isinstance(value, int):
-        mib = value
-    else:
-        match = _SIZE_RE.fullmatch(value) if isinstance(value, str) else None
-        if not match:
-            raise ValueError(f'expected a size like "2G", "512M" or a number of MiB, got {value!r}')
-        unit = (match.group(2) or "").upper()[:1]
-        mib = int(float(match.group(1)) * _UNIT_MIB[unit])
-    if mib <= 0:
-        raise ValueError(f"expected a size above 0, got {value!r}")
-    return mib
-
-
-def _nix_value(value: Any) -> str | int | bool | list[str]:
-    """A nix.conf value: a one-line string, a number, a boolean or a list of words.
-
-    nix.conf(5) "File format": one ``name = value`` per line, list items separated by
-    whitespace; so a string may not hold a newline (it would add a setting such as
-    ``trusted-users = *`` or an ``!include``) and a list item may not hold whitespace.
-    """
-    if isinstance(value, bool | int):
-        return value
-    if isinstance(value, str):
-        return check_text(value, None, "a nix.conf value on one line")
-    if isinstance(value, list):
-        return [check_text(item, _WORD, "list items without whitespace") for item in value]
-    raise ValueError(f"expected a string, number, boolean or list of strings, got {value!r}")
-
-
-def _sysctl_value(value: Any) -> str | int:
-    """A sysctl value: a number or one line of printable text (sysctl.conf(5): ``key = value``)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return check_text(value, _PRINTABLE, "a sysctl value on one line (a number or printable text)")
-
 
 def _ip_address(value: Any) -> str:
     try:
@@ -102,36 +62,14 @@ def _address(value: Any) -> str:
         return check_text(value, _HOSTNAME, "an IP address or a host name like cache.example.org")
 
 
-_WORD = re.compile(r"\S+")
-_PRINTABLE = re.compile(r"[ -~]+")
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
 
-SizeMiB = Annotated[int, BeforeValidator(parse_size_mib)]
-Scheduler = Literal["none", "mq-deadline", "bfq", "kyber"]
-ReadAheadKB = Annotated[int, Field(ge=0, le=65536)]
-NixValue = Annotated[str | int | bool | list[str], BeforeValidator(_nix_value)]
 IPAddress = Annotated[str, BeforeValidator(_ip_address)]
 Address = Annotated[str, BeforeValidator(_address)]
-# Kernel names of disks as /sys/block lists them: vda, sda, nvme0n1, mmcblk0, dm-0, md127.
-DiskName = matching(r"[a-z][a-z0-9]*(?:-[0-9]+)?", "a kernel disk name like vda, sda or nvme0n1")
-SysctlKey = matching(r"[a-z0-9_][a-z0-9_.\-/]*", "a sysctl key like vm.swappiness")
-SysctlValue = Annotated[str | int, BeforeValidator(_sysctl_value)]
-NixSettingName = matching(r"[a-z0-9][a-z0-9-]*", "a nix.conf setting name like max-jobs")
-Substituter = matching(r"(https?|file|s3|ssh|ssh-ng)://\S+", "a substituter URL like https://cache.example.org")
-PublicKey = matching(r"[^\s:]+:[A-Za-z0-9+/=]+", "a public key like cache.example.org-1:base64")
 KeyName = matching(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a key name like fleetforge-cache-1")
-# a Nix name that is also a safe flake fragment (no quotes, dots or '#'): fleetforge.nixos_flake
+# a Nix name that is also a safe flake fragment (no quotes, dots or '#'): fleetforge.nixos.flake
 FLAKE_HOST_PATTERN = r"[A-Za-z_][A-Za-z0-9_-]*"
 FlakeHost = matching(FLAKE_HOST_PATTERN, "a nixosConfigurations name like web-1")
-
-
-class DiskSettings(BaseModel):
-    """Per-disk override, keyed by kernel name (``vda``, ``sda``, ``nvme0n1``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    scheduler: Scheduler | None = None
-    read_ahead_kb: ReadAheadKB | None = None
 
 
 # --- staged rollout (``fleetforge rollout``): health checks run after each wave's deploy ---
@@ -166,28 +104,16 @@ class HealthCheck(BaseModel):
 # --- end of staged rollout settings ---
 
 
-class HostSettings(BaseModel):
+class HostSettings(NixSettingsSettings, ZramSettings, SysctlSettings, IoSchedulerSettings):
     """fleetforge's keys in host/group data; all optional, ``None`` means "let the planner pick".
 
-    Sizes are MiB (or strings with a unit), ``read_ahead_kb`` is KiB.
+    Each tuning component's keys are defined with it (``fleetforge/components/<name>/settings.py``)
+    and inherited here; the keys below belong to the other areas. Sizes are MiB (or strings with
+    a unit), ``read_ahead_kb`` is KiB.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    io_scheduler: Scheduler | None = None
-    read_ahead_kb: ReadAheadKB | None = None
-    disks: dict[DiskName, DiskSettings] = {}
-    sysctl_profiles: list[Literal["vm-memory", "network"]] = ["vm-memory", "network"]
-    sysctl: dict[SysctlKey, SysctlValue] = {}
-    swappiness: Annotated[int, Field(ge=0, le=200)] | None = None
-    zram: bool = True
-    zram_size: SizeMiB | None = None
-    zram_algorithm: Literal[ZRAM_ALGORITHMS] | None = None  # type: ignore[valid-type]
-    zram_priority: Annotated[int, Field(ge=-1, le=32767)] | None = None
-    nix: bool = True
-    nix_settings: dict[NixSettingName, NixValue] = {}
-    nix_substituters: list[Substituter] = []
-    nix_trusted_public_keys: list[PublicKey] = []
     extra_data_keys: list[str] = []
     # more setting names whose values are secrets, masked wherever fleetforge prints or records a
     # file's lines (fleetforge/secrets.py; access-tokens and netrc-file always are)
@@ -209,7 +135,7 @@ class HostSettings(BaseModel):
     iso_prune: bool = False
     # the host's private (LAN) address, used where other hosts must reach it (nix cache, NFS)
     lan_address: IPAddress | None = None
-    # shared Nix store (fleetforge/nixcache.py): on the nix_cache host
+    # shared Nix store (fleetforge/nixcache/roles.py): on the nix_cache host
     nix_cache_address: Address | None = None
     nix_cache_port: Annotated[int, Field(ge=1, le=65535)] = 5000
     nix_cache_priority: Annotated[int, Field(ge=0)] = 30
@@ -307,7 +233,7 @@ _VALIDATED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _validate_inventory(hosts: list[Any]) -> dict[str, HostSettings]:
-    from fleetforge.inventory import connector_problems
+    from fleetforge.connector.choice import connector_problems
 
     datas = {host.name: host.data.dict() for host in hosts}
     problems = connector_problems(hosts)

@@ -22,12 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def has_control(value: str) -> bool:
-    """True if ``value`` holds a control character (newline, tab, NUL, ESC, DEL, C1...)."""
-    return _CONTROL.search(value) is not None
+from fleetforge.facts.sections import has_control as has_control  # one definition, in the facts leaf
 
 
 def check_text(value: Any, pattern: re.Pattern[str] | None, expected: str) -> str:

@@ -17,114 +17,32 @@ import hashlib
 import secrets
 import shlex
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import testinfra
 import testinfra.host
 from testinfra.backend.base import BaseBackend, CommandResult
 
-from facts.probe import SCRIPT, ZRAM_GENERATOR_PATHS, HostProbe, parse_scheduler
-from fleetforge import sshopts
+from fleetforge import components, sshopts
+from fleetforge.checks import Check as Check  # re-exported
+from fleetforge.checks import CheckResult as CheckResult  # re-exported
+from fleetforge.facts.probe import SCRIPT, ZRAM_GENERATOR_PATHS, HostProbe, probe_argv
 from fleetforge.models import HostFacts, TuningPlan
-from fleetforge.nixos import ensure_import, render_modules
-from fleetforge.nixos_flake import host_flake
-from fleetforge.paths import NIX_CONF, NIXOS_CONFIGURATION, NIXOS_FLAKE
-from fleetforge.planner import NIXOS_CACHE, NIXOS_CACHE_KEY, plan_host, sysctl_keys
-from fleetforge.render import NIX_BEGIN, desired_files
+from fleetforge.nixos.flake import host_flake
+from fleetforge.nixos.modules import ensure_import, render_modules
+from fleetforge.paths import MANAGED_FILES, NIXOS_CONFIGURATION, NIXOS_FLAKE
+from fleetforge.planner import plan_host, sysctl_keys
 from fleetforge.settings import HostSettings
 
-Severity = Literal["fail", "warn"]
 FLAKE_REACHES = "the host's nixosConfigurations entry lists ./configuration.nix or ./fleetforge"
 
 
-@dataclass(frozen=True)
-class Check:
-    """One planned value to compare with the host.
-
-    ``path``: the file whose content holds the live value; or ``nix:KEY`` (an effective Nix
-    setting), ``sha256:PATH`` (the file's SHA-256, ``absent`` if none), ``exists:PATH[:PATH...]``
-    (``present`` if any exists, else ``absent``). ``parse`` turns that into the string compared
-    with ``expected``.
-    """
-
-    item: str
-    expected: str
-    path: str
-    parse: Callable[[str], str | None] = lambda text: " ".join(text.split())
-    severity_if_missing: Severity = "fail"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    host: str
-    item: str
-    expected: str
-    actual: str | None
-    severity: Literal["ok", "fail", "warn"]
-
-    def line(self) -> str:
-        return f"{self.severity.upper():4} {self.host}: {self.item}: expected {self.expected!r}, got {self.actual!r}"
-
-
-def _bracketed(text: str) -> str | None:
-    return parse_scheduler(text)[0]
-
-
-def _zram_swap_priority(text: str) -> str | None:
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if fields and fields[0] == "/dev/zram0":
-            return fields[4]
-    return None
-
-
-def _zram_swap_state(text: str) -> str:
-    return "active" if _zram_swap_priority(text) else "inactive"
-
-
-def _nix_conf_block(text: str) -> str:
-    return "present" if NIX_BEGIN in text else "absent"
-
-
-def _substituters(text: str) -> str:
-    return " ".join(url.rstrip("/") for url in text.split())
-
-
-def _sorted_words(text: str) -> str:
-    return " ".join(sorted(text.split()))
-
-
 def checks_for(plan: TuningPlan, nixos: bool = False) -> Iterator[Check]:
-    """Every live value the plan determines, as checks.
-
-    ``nixos``: the host is NixOS, where ``nix.conf`` is generated from ``nix.settings`` (no
-    fleetforge block in it); the effective Nix settings are still checked.
+    """Every live value the plan determines, as checks: each tuning component's
+    (``fleetforge.components``). ``nixos``: the host is NixOS, where ``nix.conf`` is generated
+    from ``nix.settings`` (no fleetforge block in it); the effective Nix settings are still checked.
     """
-    for disk in plan.disks:
-        queue = f"/sys/block/{disk.name}/queue"
-        yield Check(f"{disk.name} scheduler", disk.scheduler.value, f"{queue}/scheduler", _bracketed)
-        yield Check(f"{disk.name} read_ahead_kb", str(disk.read_ahead_kb.value), f"{queue}/read_ahead_kb")
-    for item in plan.sysctls:
-        yield Check(f"sysctl {item.key}", item.value.value, f"/proc/sys/{item.key.replace('.', '/')}")
-    zram = plan.zram
-    if zram.enabled.value:
-        yield Check("zram0 disksize", str(zram.size_mib.value * 1048576), "/sys/block/zram0/disksize")
-        yield Check("zram0 algorithm", zram.algorithm.value, "/sys/block/zram0/comp_algorithm", _bracketed)
-        yield Check("zram0 swap priority", str(zram.swap_priority.value), "/proc/swaps", _zram_swap_priority)
-    else:
-        yield Check("zram0 swap", "inactive", "/proc/swaps", _zram_swap_state)
-    if plan.nix is not None and not nixos:
-        yield Check("nix.conf managed block", "present", NIX_CONF, _nix_conf_block)
-    if plan.nix is not None:
-        for key, item in plan.nix.settings.items():
-            # A key unknown to an older Nix is only a warning: Nix itself only warns about it.
-            parse, expected = (_substituters if key == "substituters" else Check.parse), item.value
-            if nixos and key == "substituters":  # NixOS appends its own entry (mkAfter)
-                expected = _substituters(f"{expected} {NIXOS_CACHE}")
-            elif nixos and key == "trusted-public-keys":  # NixOS's key: a plain definition, any order
-                parse, expected = _sorted_words, _sorted_words(f"{expected} {NIXOS_CACHE_KEY}")
-            yield Check(f"nix {key}", expected, f"nix:{key}", parse, severity_if_missing="warn")
+    return components.checks(plan, nixos)
 
 
 def file_check(path: str, content: str | None, what: str = "") -> Check:
@@ -138,7 +56,7 @@ def persistence_checks(
     plan: TuningPlan, facts: HostFacts, nixos_extra: dict[str, Any] | None = None, flake_host: str | None = None
 ) -> Iterator[Check]:
     """What a reboot would lose, as checks: every file the deploy writes for this plan (the
-    same rendering: ``render.desired_files``, on NixOS ``nixos.render_modules`` with
+    same rendering: ``components.desired_files``, on NixOS ``nixos.render_modules`` with
     ``nixos_extra`` modules and ``configuration.nix`` importing them), and the zram generator
     that turns ``zram-generator.conf`` into zram0 at boot. ``facts``: the probe's, for the
     lines of ``nix.conf`` and ``configuration.nix`` that the deploy keeps; ``flake_host``: host
@@ -146,7 +64,7 @@ def persistence_checks(
     ``configuration.nix`` as it is).
     """
     if not facts.os.is_nixos:
-        for path, content in desired_files(plan, facts).items():
+        for path, content in components.desired_files(plan, facts).items():
             yield file_check(path, content)
         if plan.zram.enabled.value:
             yield Check("zram-generator installed", "present", "exists:" + ":".join(ZRAM_GENERATOR_PATHS))
@@ -283,7 +201,7 @@ def probe_with(host, settings: HostSettings) -> HostFacts:
 
     Raises ``FactProcessError`` on unparsable output, ``RuntimeError`` if the command fails.
     """
-    command = shlex.join(["sh", "-c", SCRIPT, "fleetforge-probe", *sysctl_keys(settings)])
+    command = shlex.join(["sh", "-c", SCRIPT, "fleetforge-probe", *probe_argv(sysctl_keys(settings), MANAGED_FILES)])
     result = host.run(command)
     if result.rc != 0:
         raise RuntimeError(f"probe exited {result.rc}: {result.stderr.strip()[:200]}")

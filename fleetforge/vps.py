@@ -16,42 +16,22 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
-from facts.probe import HostProbe
+from fleetforge import components
+from fleetforge.components import COMPONENTS
+from fleetforge.facts.probe import HostProbe
 from fleetforge.models import HostFacts, TuningPlan
-from fleetforge.nixos import ensure_import, render_modules
-from fleetforge.nixos_activate import nixos_activate
-from fleetforge.nixos_flake import host_flake
-from fleetforge.operations import (
-    NIX_DAEMON_RESTART,
-    SYSCTL_APPLY,
-    UDEV_APPLY,
-    ZRAM_APPLY,
-    ZRAM_REMOVE,
-    backup_path,
-    io_drift,
-    managed_file,
-    sysctl_drift,
-    zram_drift,
-)
+from fleetforge.nixos.activate import nixos_activate
+from fleetforge.nixos.flake import host_flake
+from fleetforge.nixos.modules import ensure_import, render_modules
+from fleetforge.operations import backup_path, managed_file
 from fleetforge.paths import (
-    NIX_CONF,
+    MANAGED_FILES,
     NIXOS_CONFIGURATION,
-    SYSCTL_CONF,
-    UDEV_RULES,
-    ZRAM_GENERATOR_CONF,
 )
 from fleetforge.planner import PlanError, plan_host, sysctl_keys
-from fleetforge.render import desired_files
 from fleetforge.settings import HostSettings
 from fleetforge.settings import inventory_settings as validated_inventory
 from fleetforge.verify import checks_for
-
-# Package that provides zram-generator, by the package manager the probe found.
-ZRAM_GENERATOR_PACKAGE = {
-    "apt-get": "systemd-zram-generator",
-    "dnf": "zram-generator",
-    "yum": "zram-generator",
-}
 
 
 def inventory_settings() -> dict[str, HostSettings]:
@@ -64,8 +44,8 @@ def inventory_settings() -> dict[str, HostSettings]:
 def with_nix_cache(settings: HostSettings) -> HostSettings:
     """For a client of the fleet's Nix cache: the cache first in ``substituters`` and its public
     key (read from the cache host) in ``trusted-public-keys``; other hosts: unchanged."""
-    from fleetforge.nixcache import client_settings
-    from fleetforge.nixcache_deploy import cache_public_key, inventory_roles
+    from fleetforge.nixcache.deploy import cache_public_key, inventory_roles
+    from fleetforge.nixcache.roles import client_settings
 
     roles = inventory_roles()
     if roles is None or host.name not in roles.clients:
@@ -83,8 +63,8 @@ def with_nix_cache(settings: HostSettings) -> HostSettings:
 def nix_cache_module() -> dict:
     """``{"nix-cache.nix": options}`` when this NixOS host is the fleet's Nix cache (the server)
     or a client of its NFS export (the mount), else ``{}``."""
-    from fleetforge.nixcache import nixos_cache_options, nixos_client_options
-    from fleetforge.nixcache_deploy import inventory_roles
+    from fleetforge.nixcache.deploy import inventory_roles
+    from fleetforge.nixcache.roles import nixos_cache_options, nixos_client_options
 
     roles = inventory_roles()
     if roles is None:
@@ -99,7 +79,7 @@ def nix_cache_module() -> dict:
 
 def mount_nix_cache() -> None:
     """On a (non-NixOS) client of an NFS cache: the export's systemd mount unit."""
-    from fleetforge.nixcache_deploy import inventory_roles, nfs_client
+    from fleetforge.nixcache.deploy import inventory_roles, nfs_client
 
     roles = inventory_roles()
     if roles is not None and roles.nfs and host.name in roles.clients:
@@ -131,7 +111,7 @@ def tune_host() -> None:
     contradicts its hardware) during pyinfra's prepare phase, before any operation runs.
     """
     settings = with_nix_cache(inventory_settings()[host.name])
-    facts: HostFacts | None = host.get_fact(HostProbe, sysctl_keys=sysctl_keys(settings))
+    facts: HostFacts | None = host.get_fact(HostProbe, sysctl_keys=sysctl_keys(settings), files=MANAGED_FILES)
     if facts is None:  # the probe failed: pyinfra has already marked this host failed
         return
     plan = plan_host(host.name, facts, settings)
@@ -140,50 +120,32 @@ def tune_host() -> None:
         tune_nixos(plan, facts, settings)
         return
     mount_nix_cache()
-    files = desired_files(plan, facts)
+    tune_linux(plan, facts)
 
-    rules = managed_file(
-        name="I/O scheduler udev rules", dest=UDEV_RULES, content=files[UDEV_RULES],
-        current=facts.files.get(UDEV_RULES),
-    )  # fmt: skip
-    _follow_up("Apply udev rules to disks", UDEV_APPLY, rules, io_drift(plan, facts))
 
-    sysctl = managed_file(
-        name="sysctl settings", dest=SYSCTL_CONF, content=files[SYSCTL_CONF],
-        current=facts.files.get(SYSCTL_CONF),
-    )  # fmt: skip
-    _follow_up("Apply sysctl settings", SYSCTL_APPLY, sysctl, sysctl_drift(plan, facts))
-
-    if not facts.zram_generator and plan.zram.enabled.value:
-        package = ZRAM_GENERATOR_PACKAGE.get(facts.package_manager or "", "zram-generator")
-        server.packages(name="Install zram-generator", packages=[package])
-    zram = managed_file(
-        name="zram-generator config", dest=ZRAM_GENERATOR_CONF, content=files[ZRAM_GENERATOR_CONF],
-        current=facts.files.get(ZRAM_GENERATOR_CONF),
-    )  # fmt: skip
-    apply = ZRAM_APPLY if plan.zram.enabled.value else ZRAM_REMOVE
-    _follow_up("Apply zram swap", apply, zram, zram_drift(plan, facts))
-
-    if NIX_CONF in files:
-        nix = managed_file(
-            name="Nix settings", dest=NIX_CONF, content=files[NIX_CONF],
-            current=facts.files.get(NIX_CONF),
-        )  # fmt: skip
-        if facts.nix.daemon_unit:
-            server.shell(
-                name="Restart nix-daemon",
-                commands=list(NIX_DAEMON_RESTART),
-                _if=nix.did_change,
-            )
+def tune_linux(plan: TuningPlan, facts: HostFacts) -> None:
+    """A Linux host: each tuning component's file (backed up, written atomically), then the
+    commands that make it live, only when the file changed or the live state drifted."""
+    for component in COMPONENTS:
+        content = component.file(plan, facts)
+        if content is None or component.path is None:
+            continue
+        component.prepare(plan, facts)
+        written = managed_file(
+            name=component.file_title, dest=component.path, content=content, current=facts.files.get(component.path)
+        )
+        commands = component.apply(plan, facts)
+        if commands:
+            _follow_up(component.apply_title, commands, written, component.drift(plan, facts))
 
 
 def tune_nixos(plan: TuningPlan, facts: HostFacts, settings: HostSettings) -> None:
     """NixOS: write the plan as modules under /etc/nixos/fleetforge, import them from
-    configuration.nix, then activate with verification (``fleetforge.nixos_activate``).
+    configuration.nix, then activate with verification (``fleetforge.nixos.activate``).
 
     A flake host (``/etc/nixos/flake.nix``) is activated with ``--flake /etc/nixos#<name>`` when
     its entry lists ``./configuration.nix`` (then that file gets the import) or ``./fleetforge``;
-    anything else is a ``PlanError`` saying what to add by hand (``fleetforge.nixos_flake``).
+    anything else is a ``PlanError`` saying what to add by hand (``fleetforge.nixos.flake``).
     """
     files = render_modules(plan, facts, extra=nix_cache_module())
     try:
@@ -210,7 +172,7 @@ def tune_nixos(plan: TuningPlan, facts: HostFacts, settings: HostSettings) -> No
     # Live drift matters only where activation changes the live system: a boot-only host differs
     # from its plan by design until it reboots, and must not get a new generation on every run.
     live = any(action in ("test", "switch") for action in settings.nixos_activation)
-    drift = io_drift(plan, facts) + sysctl_drift(plan, facts) + zram_drift(plan, facts) if live else []
+    drift = components.drift(plan, facts, nixos=True) if live else []
     if drift:
         host.log(f"NixOS: live state differs from the plan: {'; '.join(drift)}", logger.info)
     nixos_activate(

@@ -11,7 +11,7 @@ monkey.patch_all()
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from facts.probe import HostProbe  # noqa: E402
+from fleetforge.facts.probe import HostProbe  # noqa: E402
 from fleetforge.models import HostFacts  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "facts" / "probe.HostProbe"

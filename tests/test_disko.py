@@ -8,9 +8,10 @@ import subprocess
 import jinja2
 import pytest
 
-from fleetforge.disko import hardware_json, render_disko
-from fleetforge.layout import LayoutSettings, layout_for
-from fleetforge.nixos import to_nix
+from fleetforge.layout.disko import hardware_json, render_disko
+from fleetforge.layout.plan import layout_for
+from fleetforge.layout.settings import LayoutSettings
+from fleetforge.nixos.modules import to_nix
 from fleetforge.render import render
 from tests.conftest import facts_from
 

@@ -1,9 +1,9 @@
-"""Hostile-host and unlucky-operator review of flake support (``fleetforge.nixos_flake``,
-``fleetforge.nixos_activate``'s git handling, ``verify.persistence_checks`` on flake hosts).
+"""Hostile-host and unlucky-operator review of flake support (``fleetforge.nixos.flake``,
+``fleetforge.nixos.activate``'s git handling, ``verify.persistence_checks`` on flake hosts).
 
 Each case was first written against the code as it was, where it failed (a quadratic scan,
 paths read from the wrong place, strings mis-read, git errors taken for "no repository"); the
-fixes are in ``fleetforge.nix_scan``, ``nixos_flake`` and ``nixos_activate``. The Nix semantics
+fixes are in ``fleetforge.nixos.nix_scan``, ``.flake`` and ``.activate``. The Nix semantics
 claimed in the mis-tokenisation cases were confirmed with ``nix-instantiate --parse`` (Nix 2.8):
 the ``./configuration.nix`` there is string content.
 """
@@ -17,9 +17,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from fleetforge import nixos_activate
 from fleetforge.models import ManagedFile
-from fleetforge.nixos_flake import FlakeTarget, flake_target
+from fleetforge.nixos import activate as nixos_activate
+from fleetforge.nixos.flake import FlakeTarget, flake_target
 from fleetforge.paths import NIXOS_CONFIGURATION, NIXOS_FLAKE
 from tests.conftest import facts_from
 

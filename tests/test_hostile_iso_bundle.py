@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from facts.iso_dir import SCRIPT, IsoDir, IsoDirState, RemoteFile
 from fleetforge.bundle.manifest import BundleIndex, IndexEntry
 from fleetforge.bundle.plan import plan_push
+from fleetforge.facts.iso_dir import SCRIPT, IsoDir, IsoDirState, RemoteFile
 
 REPO = Path(__file__).resolve().parent.parent
 ODD = ["a\nb.iso", "back\\slash.iso", "x'; touch MARKER; '.iso", "$(touch MARKER).iso", " lead\tand\rtrail "]

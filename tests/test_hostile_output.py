@@ -22,15 +22,16 @@ from pathlib import Path
 import pytest
 from pyinfra.api.exceptions import FactProcessError
 
-from facts.layout import DiskStateFact
-from facts.probe import HostProbe
-from fleetforge.disko import render_disko
+from fleetforge.components import desired_files
+from fleetforge.facts.layout import DiskStateFact
+from fleetforge.facts.probe import HostProbe
 from fleetforge.hoststate import HostSnapshot, parse_state, rollback_commands
-from fleetforge.layout import layout_for
-from fleetforge.nixos import render_modules
+from fleetforge.layout.disko import render_disko
+from fleetforge.layout.plan import layout_for
+from fleetforge.nixos.modules import render_modules
 from fleetforge.paths import MANAGED_FILES, SYSCTL_CONF, UDEV_RULES
 from fleetforge.planner import plan_host
-from fleetforge.render import desired_files, render
+from fleetforge.render import render
 from fleetforge.settings import HostSettings
 from tests.conftest import load_fixture
 
@@ -286,17 +287,18 @@ def test_rollback_commands_keep_every_host_value_one_word():
     )  # fmt: skip
     post = snap(sysctl={"vm.swappiness": "60"}, disks={})
     cmds, problems = rollback_commands(pre, post)
+    # in the components' order (fleetforge.components.COMPONENTS): disks, then sysctls
     assert [shlex.split(c) for c in cmds] == [
-        ["sysctl", "-q", "-w", "vm.swappiness=1; touch MARKER"],
         ["echo", "128", ">", "/sys/block/vda/queue/read_ahead_kb"],
         ["echo", "mq-deadline", ">", "/sys/block/vdc/queue/scheduler"],
         ["echo", "256", ">", "/sys/block/vdc/queue/read_ahead_kb"],
+        ["sysctl", "-q", "-w", "vm.swappiness=1; touch MARKER"],
     ]
     assert problems == [
-        "sysctl '-p' = 'x' is not restored: not a sysctl key and value",
-        "sysctl 'kernel.x' = 'a\\nb' is not restored: not a sysctl key and value",
         "disk vda: scheduler 'none$(touch MARKER)' is not restored: not a scheduler name",
         "disk 'vdb; touch MARKER' is not restored: not a kernel block device name",
+        "sysctl '-p' = 'x' is not restored: not a sysctl key and value",
+        "sysctl 'kernel.x' = 'a\\nb' is not restored: not a sysctl key and value",
     ]
 
 
@@ -321,7 +323,7 @@ def test_state_lines_that_are_not_fleetforges_are_refused(line):
 
 
 def test_nix_attribute_names_are_quoted_unless_plain_identifiers(tmp_path):
-    from fleetforge.nixos import to_nix
+    from fleetforge.nixos.modules import to_nix
 
     value = {"max-jobs": 1, "a\n": 2, "if": 3, "b = 1; c": 4, "${x}": 5}
     (tmp_path / "a.nix").write_text(to_nix(value))

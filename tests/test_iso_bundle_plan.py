@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pyinfra.api.exceptions import FactProcessError
 
-from facts.iso_dir import SCRIPT, IsoDir, IsoDirState, RemoteFile
 from fleetforge.bundle.manifest import BundleIndex, IndexEntry
 from fleetforge.bundle.plan import plan_push
+from fleetforge.facts.iso_dir import SCRIPT, IsoDir, IsoDirState, RemoteFile
 
 FIXTURES = Path(__file__).parent / "facts" / "iso_dir.IsoDir"
 

@@ -3,12 +3,8 @@ seed-002 btrfs option becomes, and host-data errors naming host and key."""
 
 import pytest
 
-from fleetforge.layout import (
-    DEFAULT_SUBVOLUMES,
-    LayoutSettings,
-    layout_for,
-    partition_device,
-)
+from fleetforge.layout.plan import layout_for, partition_device
+from fleetforge.layout.settings import DEFAULT_SUBVOLUMES, LayoutSettings
 from fleetforge.planner import PlanError
 from fleetforge.settings import SettingsError, settings_from_data
 from tests.conftest import facts_from

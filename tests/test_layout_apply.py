@@ -8,9 +8,8 @@ import pytest
 from pyinfra.api import QuoteString, StringCommand
 from pyinfra.api.exceptions import FactProcessError
 
-from facts.layout import DiskStateFact, parse_disk_state
-from fleetforge.layout import LayoutSettings, layout_for
-from fleetforge.layout_apply import (
+from fleetforge.facts.layout import DiskStateFact, parse_disk_state
+from fleetforge.layout.apply import (
     apply_steps,
     decide,
     differences,
@@ -19,6 +18,8 @@ from fleetforge.layout_apply import (
     read_state,
     state_args,
 )
+from fleetforge.layout.plan import layout_for
+from fleetforge.layout.settings import LayoutSettings
 from fleetforge.planner import PlanError
 from tests.conftest import facts_from
 

@@ -4,8 +4,8 @@ the NixCacheKey fact's parser; the rendered NFS export lists exactly the clients
 import pytest
 from pyinfra.api.exceptions import FactProcessError
 
-from facts.nix_cache import NixCacheKey
-from fleetforge.nixcache import cache_roles, client_settings
+from fleetforge.facts.nix_cache import NixCacheKey
+from fleetforge.nixcache.roles import cache_roles, client_settings
 from fleetforge.planner import NIXOS_CACHE
 from fleetforge.render import render
 from fleetforge.settings import SettingsError, settings_from_data
@@ -94,7 +94,7 @@ def test_keygen_makes_a_0600_key_once_and_rotates_on_a_new_name(tmp_path):
     """The cache host's key script, run for real with nix-store (as on the host)."""
     import subprocess
 
-    from fleetforge.nixcache_deploy import KEYGEN
+    from fleetforge.nixcache.deploy import KEYGEN
 
     secret, public = tmp_path / "k" / "secret-key", tmp_path / "k" / "public-key"
     cache = tmp_path / "cache"
@@ -139,8 +139,8 @@ def test_the_key_name_is_one_quoted_argument_of_each_command(name):
     """Defence in depth: even a key name that validation would refuse stays one argument."""
     import shlex
 
-    from fleetforge.nixcache import CACHE_DIR, CANARY_FILE, PUBLIC_KEY, SECRET_KEY
-    from fleetforge.nixcache_deploy import CANARY, KEYGEN, canary_command, keygen_command
+    from fleetforge.nixcache.deploy import CANARY, KEYGEN, canary_command, keygen_command
+    from fleetforge.nixcache.roles import CACHE_DIR, CANARY_FILE, PUBLIC_KEY, SECRET_KEY
 
     keygen = shlex.split(keygen_command(name).get_raw_value())
     assert keygen == ["sh", "-c", KEYGEN, "fleetforge-keygen", name, SECRET_KEY, PUBLIC_KEY, CACHE_DIR]
@@ -154,7 +154,7 @@ def test_the_scripts_take_a_hostile_key_name_as_data(tmp_path):
     import os
     import subprocess
 
-    from fleetforge.nixcache_deploy import CANARY, KEYGEN
+    from fleetforge.nixcache.deploy import CANARY, KEYGEN
 
     marker = tmp_path / "PWNED"
     name = f'x";touch {marker};"${{builtins.abort "n"}}$(touch {marker})'
@@ -207,7 +207,7 @@ def _inventory_hosts(data):
 def test_verify_takes_only_a_key_and_a_store_path_from_the_cache_host(answer, public, canary):
     from types import SimpleNamespace
 
-    from fleetforge import nixcache_verify
+    from fleetforge.nixcache import verify as nixcache_verify
 
     lines = answer.splitlines()
     cache = nixcache_verify.prepare(
@@ -219,8 +219,8 @@ def test_verify_takes_only_a_key_and_a_store_path_from_the_cache_host(answer, pu
 def test_verify_hashes_the_cache_hosts_files_naming_a_deleted_one(tmp_path):
     import os
 
-    from fleetforge import nixcache_verify
-    from fleetforge.nixcache import NGINX_SITE, SECRET_KEY, cache_host_files
+    from fleetforge.nixcache import verify as nixcache_verify
+    from fleetforge.nixcache.roles import NGINX_SITE, SECRET_KEY, cache_host_files
     from tests.test_verify_logic import TreeHost
 
     cache = nixcache_verify.CacheVerification(roles({"nix_cache": ["cache"]}))
@@ -239,7 +239,7 @@ def test_verify_hashes_the_cache_hosts_files_naming_a_deleted_one(tmp_path):
 def test_the_mount_unit_and_firewall_rules_keep_their_structure():
     import shlex
 
-    from fleetforge.nixcache import MOUNT_UNIT, firewall_rules, nfs_client_files
+    from fleetforge.nixcache.roles import MOUNT_UNIT, firewall_rules, nfs_client_files
 
     cache = {"lan_address": "10.77.0.10", "nix_cache_nfs": True, "nix_cache_key_name": "k-1"}
     r = roles({"nix_cache": ["ca%nche"]}, {"ca%nche": cache, "web": DATA["web"]})

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetforge.nixcache import (
+from fleetforge.nixcache.roles import (
     CACHE_DIR,
     NFS_MOUNT,
     SECRET_KEY,
@@ -24,7 +24,7 @@ from fleetforge.nixcache import (
     nixos_cache_options,
     nixos_client_options,
 )
-from fleetforge.nixos import render_modules
+from fleetforge.nixos.modules import render_modules
 from fleetforge.planner import NIXOS_CACHE_KEY, PlanError, plan_host
 from fleetforge.settings import settings_from_data
 from fleetforge.testbed.nixos_standin import STANDIN

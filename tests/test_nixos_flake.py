@@ -1,12 +1,12 @@
 """Which ``nixosConfigurations`` entry of ``/etc/nixos/flake.nix`` is the host's, and whether
-fleetforge can reach it (``fleetforge.nixos_flake``): the flake text is host output, read but never
+fleetforge can reach it (``fleetforge.nixos.flake``): the flake text is host output, read but never
 copied into a command; anything but the two supported shapes is refused with what to add by hand.
 """
 
 import pytest
 
 from fleetforge.models import HostFacts, ManagedFile
-from fleetforge.nixos_flake import FlakeTarget, flake_target, host_flake
+from fleetforge.nixos.flake import FlakeTarget, flake_target, host_flake
 from fleetforge.paths import NIXOS_FLAKE
 from fleetforge.testbed.nixos_standin import FLAKE
 from tests.conftest import facts_from

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetforge.nixos import ensure_import, nixos_options, render_modules, to_nix
+from fleetforge.nixos.modules import ensure_import, nixos_options, render_modules, to_nix
 from fleetforge.planner import plan_host
 from fleetforge.settings import HostSettings, settings_from_data
 from tests.conftest import facts_from

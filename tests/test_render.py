@@ -3,10 +3,12 @@
 import jinja2
 import pytest
 
+from fleetforge.components import desired_files
+from fleetforge.components.nix_settings import NIX_BEGIN, nix_kept_lines
 from fleetforge.models import ManagedFile
 from fleetforge.paths import NIX_CONF, SYSCTL_CONF, UDEV_RULES, ZRAM_GENERATOR_CONF
 from fleetforge.planner import plan_host
-from fleetforge.render import NIX_BEGIN, comment, desired_files, environment, nix_kept_lines, render, unit_value
+from fleetforge.render import comment, environment, render, unit_value
 from fleetforge.settings import HostSettings, settings_from_data
 from tests.conftest import facts_from
 

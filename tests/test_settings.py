@@ -113,9 +113,10 @@ def test_odd_but_valid_values_pass_unchanged():
 def test_nix_conf_from_odd_values_has_exactly_the_planned_keys():
     """Values that pass validation land as one ``key = value`` line each: nix.conf parsed back
     (nix.conf(5): one setting per line, ``#`` comments) has the plan's keys and no other."""
+    from fleetforge.components import desired_files
+    from fleetforge.components.nix_settings import NIX_BEGIN
     from fleetforge.paths import NIX_CONF
     from fleetforge.planner import plan_host
-    from fleetforge.render import NIX_BEGIN, desired_files
     from tests.conftest import facts_from
 
     facts = facts_from("controller-docker-vda")

@@ -84,7 +84,7 @@ class TreeHost:
 
 def deployed(tmp_path, name="qemu-virtio-scsi-sda-bios"):
     """A host tree holding exactly what the deploy writes for the fixture's plan, and the checks."""
-    from fleetforge.render import desired_files
+    from fleetforge.components import desired_files
     from fleetforge.verify import persistence_checks
 
     facts = facts_from(name)
@@ -98,7 +98,7 @@ def deployed(tmp_path, name="qemu-virtio-scsi-sda-bios"):
 def test_persistence_checks_hash_every_file_the_deploy_writes():
     import hashlib
 
-    from fleetforge.render import desired_files
+    from fleetforge.components import desired_files
     from fleetforge.verify import persistence_checks
 
     facts = facts_from("qemu-virtio-scsi-sda-bios")
@@ -141,9 +141,9 @@ def test_verify_fails_naming_a_deleted_or_edited_managed_file(tmp_path):
 def test_nix_conf_hashes_what_the_deploy_writes_with_the_lines_it_keeps(tmp_path):
     """nix.conf's expected content keeps the host's own lines (as the deploy does): a line the
     operator added outside fleetforge's block is not drift; an edit inside the block is."""
+    from fleetforge.components import desired_files
     from fleetforge.models import ManagedFile
     from fleetforge.paths import NIX_CONF
-    from fleetforge.render import desired_files
     from fleetforge.verify import persistence_checks, run_checks
 
     facts = facts_from("qemu-virtio-scsi-sda-bios")
@@ -162,7 +162,7 @@ def test_nix_conf_hashes_what_the_deploy_writes_with_the_lines_it_keeps(tmp_path
 
 def test_nixos_hosts_check_their_modules_and_the_import():
     from fleetforge.models import ManagedFile
-    from fleetforge.nixos import ensure_import, render_modules
+    from fleetforge.nixos.modules import ensure_import, render_modules
     from fleetforge.paths import NIXOS_CONFIGURATION
     from fleetforge.verify import file_check, persistence_checks
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from facts.iso_dir import IsoDirState
 from fleetforge.bundle.manifest import BundleIndex, IndexEntry
+from fleetforge.facts.iso_dir import IsoDirState
 
 WARN_PERCENT = 85.0
 REFUSE_PERCENT = 90.0

@@ -27,9 +27,9 @@ from pathlib import Path
 from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, FunctionCommand, QuoteString, StringCommand, deploy, operation
 
-from facts.iso_dir import IsoDir
 from fleetforge.bundle.manifest import NAME_PATTERN, BundleError, BundleIndex
 from fleetforge.bundle.plan import PushPlan, plan_push
+from fleetforge.facts.iso_dir import IsoDir
 from fleetforge.settings import inventory_settings
 
 UPLOAD_PREFIX = ".fleetforge-upload-"

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from facts.layout import DiskStateFact, parse_disk_state
-from facts.probe import HostProbe
-from fleetforge.disko import hardware_json, render_disko
-from fleetforge.layout import DiskLayout, LayoutSettings, layout_for
-from fleetforge.layout_apply import expected_state, read_state, state_args
+from fleetforge.facts.layout import DiskStateFact, parse_disk_state
+from fleetforge.facts.probe import HostProbe
+from fleetforge.layout.apply import expected_state, read_state, state_args
+from fleetforge.layout.disko import hardware_json, render_disko
+from fleetforge.layout.plan import DiskLayout, layout_for
+from fleetforge.layout.settings import LayoutSettings
+from fleetforge.paths import MANAGED_FILES
 
 pytestmark = pytest.mark.vm
 
@@ -56,7 +58,9 @@ def run(inventory: Path, deploy: str, layout: dict, timeout: int = 300) -> subpr
 
 def plan(testbed, settings: dict):
     """The layout the deploy plans, from the VM's live facts (HostProbe over the testbed's SSH)."""
-    facts = HostProbe().process(testbed.ssh(VM, HostProbe().command().get_raw_value(), check=True).stdout.splitlines())
+    facts = HostProbe().process(
+        testbed.ssh(VM, HostProbe().command((), MANAGED_FILES).get_raw_value(), check=True).stdout.splitlines()
+    )
     return layout_for(VM, facts, LayoutSettings.model_validate(settings))
 
 

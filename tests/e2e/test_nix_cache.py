@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from fleetforge.nixcache import CACHE_DIR, NFS_MOUNT, SECRET_KEY
+from fleetforge.nixcache.roles import CACHE_DIR, NFS_MOUNT, SECRET_KEY
 from fleetforge.testbed import inventory_hosts
 from tests.e2e import helpers
 

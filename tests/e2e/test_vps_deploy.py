@@ -161,7 +161,7 @@ def test_drift_is_reported_by_verify_and_repaired_by_the_next_run(vms):
     assert pytest_out.returncode == 1 and "2 failed" in pytest_out.stdout
     assert "vm-blk-1: sysctl vm.swappiness: expected '133', got '60'" in pytest_out.stdout
     redeploy = run("pyinfra", "-y", inventory(), "deploys/vps.py")
-    assert "live state differs from the plan: vm.swappiness: 60 -> 133" in redeploy.stdout + redeploy.stderr
+    assert "live state differs from the plan: sysctl vm.swappiness: 60 -> 133" in redeploy.stdout + redeploy.stderr
     assert run("fleetforge", "verify", inventory()).returncode == 0
 
 

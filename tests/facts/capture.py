@@ -13,17 +13,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-from facts.probe import SCRIPT, HostProbe
+from fleetforge.facts.probe import SCRIPT, HostProbe, probe_argv
+from fleetforge.paths import MANAGED_FILES
 from fleetforge.planner import sysctl_keys
 from fleetforge.settings import HostSettings
 
 name, remote = sys.argv[1], sys.argv[2:]
 keys = sysctl_keys(HostSettings())
-command = ["sh", "-c", SCRIPT, "fleetforge-probe", *keys]
+command = ["sh", "-c", SCRIPT, "fleetforge-probe", *probe_argv(keys, MANAGED_FILES)]
 if remote:
     command = [*remote, shlex.join(command)]
 output = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
 fact = HostProbe().process(output)
 path = Path(__file__).parent / "probe.HostProbe" / f"{name}.json"
-path.write_text(json.dumps({"arg": {"sysctl_keys": keys}, "output": output, "fact": fact.to_json()}, indent=2) + "\n")
+path.write_text(
+    json.dumps(
+        {"arg": {"sysctl_keys": keys, "files": list(MANAGED_FILES)}, "output": output, "fact": fact.to_json()}, indent=2
+    )
+    + "\n"
+)
 print(path)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from facts.iso_dir import SCRIPT, IsoDir
+from fleetforge.facts.iso_dir import SCRIPT, IsoDir
 
 name, directory, note, remote = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 command = ["sh", "-c", SCRIPT, "fleetforge-iso-dir", directory]

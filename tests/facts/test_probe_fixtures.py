@@ -9,12 +9,12 @@ import pytest
 from pyinfra.api.exceptions import FactProcessError
 from pyinfra_testing.facts import make_fact_tests
 
-from facts.probe import HostProbe
+from fleetforge.facts.probe import HostProbe
 from tests.conftest import load_fixture
 
 warnings.filterwarnings("ignore", message="No command set for test")
 
-TestHostProbe = make_fact_tests("facts", "probe.HostProbe", Path(__file__).parent / "probe.HostProbe")
+TestHostProbe = make_fact_tests("fleetforge.facts", "probe.HostProbe", Path(__file__).parent / "probe.HostProbe")
 
 
 def _output(name="controller-docker-vda"):
@@ -41,41 +41,25 @@ def test_malformed_output_raises_fact_process_error(mangle):
         HostProbe().process(mangle(_output()))
 
 
-def test_probe_command_passes_sysctl_keys_as_quoted_arguments():
-    command = HostProbe().command(sysctl_keys=["vm.swappiness", "net.ipv4.tcp_rmem"])
+def test_probe_command_passes_sysctl_keys_and_files_as_quoted_arguments():
+    """The fact is a leaf: the files it reads are its arguments, quoted, after ``--files``."""
+    command = HostProbe().command(sysctl_keys=["vm.swappiness", "net.ipv4.tcp_rmem"], files=["/etc/a b.conf"])
     text = command.get_raw_value()
     assert text.startswith("sh -c ")
-    assert text.endswith("fleetforge-probe vm.swappiness net.ipv4.tcp_rmem")
+    assert text.endswith("fleetforge-probe vm.swappiness net.ipv4.tcp_rmem --files '/etc/a b.conf'")
 
 
-def test_by_id_prefers_readable_model_serial_names():
-    from facts.probe import pick_by_id
+def test_the_probe_reads_exactly_the_files_it_is_given(tmp_path):
+    """The real script under ``sh``: a present file is read with its SHA-256, an absent one is
+    ``None``, and a file it was not given is not in the fact."""
+    import subprocess
 
-    links = [
-        "/dev/disk/by-id/nvme-nvme.1b36-6666-00000001",
-        "/dev/disk/by-id/nvme-eui.0011",
-        "/dev/disk/by-id/nvme-samsung_ssd_ffnvme0_1",
-        "/dev/disk/by-id/nvme-samsung_ssd_ffnvme0",
-    ]
-    assert pick_by_id(links) == "/dev/disk/by-id/nvme-samsung_ssd_ffnvme0"
-    assert pick_by_id(["/dev/disk/by-id/wwn-0x5", "/dev/disk/by-id/ata-ST1000_Z1"]) == "/dev/disk/by-id/ata-ST1000_Z1"
-    assert pick_by_id([]) is None
+    from fleetforge.facts.probe import SCRIPT, probe_argv
 
-
-@pytest.mark.parametrize(
-    ("hostname", "version", "expected"),
-    [
-        (["web-1"], ["24.05.20240601.abcdef0 (Uakari)"], ("web-1", "24.05")),
-        (["cache.example.org"], ["25.11pre-git (Xantusia)"], ("cache.example.org", "25.11")),
-        (["c"], ["2405 (Uakari)"], ("c", None)),
-        (["cache"], ["26.05 (Yarara)"], ("cache", "26.05")),
-        (["evil$(reboot)"], [], (None, None)),  # the kernel accepts any bytes as a host name
-        (["-leading-dash"], ["garbage"], (None, None)),
-        ([], [], (None, None)),  # sections absent: an older probe's output
-    ],
-)
-def test_hostname_and_nixos_release_are_read_only_when_well_formed(hostname, version, expected):
-    from facts.probe import parse_os_release
-
-    os_release = parse_os_release(['ID="nixos"', 'VERSION_ID="24.05"'], hostname, version)
-    assert (os_release.hostname, os_release.nixos_release) == expected
+    present, absent = tmp_path / "present.conf", tmp_path / "absent.conf"
+    present.write_text("x = 1\n")
+    argv = ["sh", "-c", SCRIPT, "fleetforge-probe", *probe_argv(["vm.swappiness"], [str(present), str(absent)])]
+    facts = HostProbe().process(subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines())
+    assert set(facts.files) == {str(present), str(absent)}
+    assert facts.files[str(present)].content == "x = 1\n" and facts.files[str(absent)] is None
+    assert set(facts.sysctl) == {"vm.swappiness"}
