@@ -25,7 +25,7 @@ from pyinfra.api.exceptions import FactProcessError
 from fleetforge.components import desired_files
 from fleetforge.facts.layout import DiskStateFact
 from fleetforge.facts.probe import HostProbe
-from fleetforge.hoststate import HostSnapshot, parse_state, rollback_commands
+from fleetforge.hoststate import parse_state, rollback_commands
 from fleetforge.layout.disko import render_disko
 from fleetforge.layout.plan import layout_for
 from fleetforge.nixos.modules import render_modules
@@ -33,6 +33,7 @@ from fleetforge.paths import MANAGED_FILES, SYSCTL_CONF, UDEV_RULES
 from fleetforge.planner import plan_host
 from fleetforge.render import render
 from fleetforge.settings import HostSettings
+from tests.components.helpers import snap
 from tests.conftest import load_fixture
 
 REPO = Path(__file__).resolve().parent.parent
@@ -268,14 +269,6 @@ def test_fleetforge_disko_prints_a_parseable_file_for_a_hostile_host(tmp_path):
 
 
 # ------------------------------------------------------------------ rollback commands
-
-
-def snap(**kw) -> HostSnapshot:
-    base = dict(
-        host="h", files=dict.fromkeys(MANAGED_FILES), backups=[], dirs=[], checks={}, sysctl={}, disks={},
-        zram_device=False, generation=None, is_nixos=False,
-    )  # fmt: skip
-    return HostSnapshot(**{**base, **kw})
 
 
 def test_rollback_commands_keep_every_host_value_one_word():

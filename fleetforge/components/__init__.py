@@ -34,24 +34,24 @@ def plan_fields(host: str, facts: HostFacts, settings) -> dict[str, Any]:
     return fields
 
 
-def desired_files(plan: TuningPlan, facts: HostFacts) -> dict[str, str]:
-    """``{remote path: content}`` of every file the plan owns on a Linux host."""
+def _each(plan: TuningPlan, facts: HostFacts, method: str, key: str) -> dict[str, Any]:
+    """``{component.<key>: component.<method>(plan, facts)}`` where both are set."""
     out = {}
     for component in COMPONENTS:
-        content = component.file(plan, facts)
-        if content is not None and component.path is not None:
-            out[component.path] = content
+        value, name = getattr(component, method)(plan, facts), getattr(component, key)
+        if value is not None and name is not None:
+            out[name] = value
     return out
+
+
+def desired_files(plan: TuningPlan, facts: HostFacts) -> dict[str, str]:
+    """``{remote path: content}`` of every file the plan owns on a Linux host."""
+    return _each(plan, facts, "file", "path")
 
 
 def nixos_options(plan: TuningPlan, facts: HostFacts) -> dict[str, dict[str, Any]]:
     """``{module file: option values}`` of every component that has some."""
-    out = {}
-    for component in COMPONENTS:
-        options = component.nixos_options(plan, facts)
-        if options is not None and component.nixos_module is not None:
-            out[component.nixos_module] = options
-    return out
+    return _each(plan, facts, "nixos_options", "nixos_module")
 
 
 def checks(plan: TuningPlan, nixos: bool = False) -> Iterator[Check]:
