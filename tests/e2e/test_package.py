@@ -65,7 +65,16 @@ def test_the_wheel_installs_no_generic_top_level_module_and_ships_its_data(insta
         "import importlib.resources as r; print(sorted(p.name for p in r.files('fleetforge').joinpath('templates').iterdir()))",
         cwd=user,
     )
-    assert "sysctl.conf.j2" in listed.stdout and "nixos-module.nix.j2" in listed.stdout
+    assert "nixos-module.nix.j2" in listed.stdout and "disko.nix.j2" in listed.stdout
+    # each tuning component's template beside its module
+    components = sh(
+        python,
+        "-c",
+        "from fleetforge.components import TEMPLATE_DIRS; print(sorted(p.name for d in TEMPLATE_DIRS for p in d.glob('*.j2')))",
+        cwd=user,
+    )
+    for template in ("udev-io.rules.j2", "sysctl.conf.j2", "zram-generator.conf.j2", "nix.conf.j2"):
+        assert template in components.stdout, components.stdout
     standin = sh(
         python,
         "-c",
