@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pyinfra.api import StringCommand
 
 from fleetforge.checks import Check
+from fleetforge.facts.disks import parse_scheduler
 from fleetforge.models import HostFacts, TuningPlan
 
 if TYPE_CHECKING:
@@ -39,6 +40,13 @@ if TYPE_CHECKING:
     from fleetforge.settings import HostSettings
 
 Row = tuple[str, str, str, str]  # item, value, reason, source
+DATA = "host data"  # the source of a value set in host data
+
+
+def bracketed(text: str) -> str | None:
+    """The selected entry of a sysfs choice list (``[mq-deadline] none`` -> ``mq-deadline``):
+    queue/scheduler, zram's comp_algorithm."""
+    return parse_scheduler(text)[0]
 
 
 class Component:

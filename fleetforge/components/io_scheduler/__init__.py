@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, Any
 from pyinfra.api import StringCommand
 
 from fleetforge.checks import Check
-from fleetforge.components.base import Component, Row, raw
+from fleetforge.components.base import DATA, Component, Row, bracketed, raw
 from fleetforge.errors import PlanError
-from fleetforge.facts.disks import parse_scheduler
 from fleetforge.facts.sections import WORD, is_kernel_name
 from fleetforge.models import Disk, DiskPlan, HostFacts, Planned, TuningPlan
 from fleetforge.paths import UDEV_RULES
@@ -38,7 +37,6 @@ from fleetforge.render import render
 if TYPE_CHECKING:
     from fleetforge.settings import HostSettings
 
-DATA = "host data"
 KERNEL_READ_AHEAD_KB = 128  # VM_READAHEAD_PAGES * 4 KiB (include/linux/mm.h)
 VIRTUAL_READ_AHEAD_KB = 4096  # fleetforge default for virtual disks (reason in plan_disk)
 
@@ -141,10 +139,6 @@ def plan_disk(host: str, disk: Disk, virtualization: str, settings: HostSettings
     )
 
 
-def _bracketed(text: str) -> str | None:
-    return parse_scheduler(text)[0]
-
-
 def _write(value: str, path: str) -> str:
     """``echo VALUE > PATH`` with both words quoted (``shlex``)."""
     return f"{shlex.join(['echo', value])} > {shlex.quote(path)}"
@@ -169,7 +163,7 @@ class IoScheduler(Component):
     def checks(self, plan: TuningPlan, nixos: bool) -> Iterator[Check]:
         for disk in plan.disks:
             queue = f"/sys/block/{disk.name}/queue"
-            yield Check(f"{disk.name} scheduler", disk.scheduler.value, f"{queue}/scheduler", _bracketed)
+            yield Check(f"{disk.name} scheduler", disk.scheduler.value, f"{queue}/scheduler", bracketed)
             yield Check(f"{disk.name} read_ahead_kb", str(disk.read_ahead_kb.value), f"{queue}/read_ahead_kb")
 
     def live(self, facts: HostFacts) -> dict[str, str | None]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pyinfra.api import StringCommand
 
 from fleetforge.checks import Check, normalise_space
-from fleetforge.components.base import Component, Row
+from fleetforge.components.base import DATA, Component, Row
 from fleetforge.models import HostFacts, NixPlan, Planned, TuningPlan
 from fleetforge.paths import NIX_CONF
 from fleetforge.render import render
@@ -26,7 +26,6 @@ from fleetforge.secrets import REDACTED
 if TYPE_CHECKING:
     from fleetforge.settings import HostSettings
 
-DATA = "host data"
 _INT = re.compile(r"-?[0-9]+")
 MANUAL = "Nix manual, nix.conf"
 NIX_BEGIN = "# BEGIN fleetforge: the settings below are managed; edit host data instead"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pyinfra.api import QuoteString, StringCommand
 
 from fleetforge.checks import Check
-from fleetforge.components.base import Component, Row, raw
+from fleetforge.components.base import DATA, Component, Row, raw
 from fleetforge.facts.sections import SYSCTL_KEY
 from fleetforge.models import HostFacts, Planned, SkippedSysctl, SysctlPlan, TuningPlan
 from fleetforge.paths import SYSCTL_CONF
@@ -27,7 +27,6 @@ from fleetforge.textcheck import has_control
 if TYPE_CHECKING:
     from fleetforge.settings import HostSettings
 
-DATA = "host data"
 SYSCTL_APPLY = (StringCommand("sysctl", "-p", QuoteString(SYSCTL_CONF)),)
 
 VM_MEMORY_PROFILE = {

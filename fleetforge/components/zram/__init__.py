@@ -20,9 +20,8 @@ from pyinfra.api import StringCommand
 from pyinfra.operations import server
 
 from fleetforge.checks import Check
-from fleetforge.components.base import Component, Row, raw
+from fleetforge.components.base import DATA, Component, Row, bracketed, raw
 from fleetforge.errors import PlanError
-from fleetforge.facts.disks import parse_scheduler
 from fleetforge.models import HostFacts, Planned, TuningPlan, ZramPlan
 from fleetforge.paths import ZRAM_GENERATOR_CONF
 from fleetforge.render import render
@@ -30,7 +29,6 @@ from fleetforge.render import render
 if TYPE_CHECKING:
     from fleetforge.settings import HostSettings
 
-DATA = "host data"
 ZRAM_CAP_MIB = 8192
 # Package that provides zram-generator, by the package manager the probe found.
 ZRAM_GENERATOR_PACKAGE = {"apt-get": "systemd-zram-generator", "dnf": "zram-generator", "yum": "zram-generator"}
@@ -97,10 +95,6 @@ def plan_zram(host: str, facts: HostFacts, settings: HostSettings) -> ZramPlan:
     return ZramPlan(enabled=enabled, size_mib=size, algorithm=algorithm, swap_priority=priority)
 
 
-def _bracketed(text: str) -> str | None:
-    return parse_scheduler(text)[0]
-
-
 def _zram_swap_priority(text: str) -> str | None:
     for line in text.splitlines()[1:]:
         fields = line.split()
@@ -150,7 +144,7 @@ class Zram(Component):
             yield Check("zram0 swap", "inactive", "/proc/swaps", _zram_swap_state)
             return
         yield Check("zram0 disksize", str(zram.size_mib.value * 1048576), "/sys/block/zram0/disksize")
-        yield Check("zram0 algorithm", zram.algorithm.value, "/sys/block/zram0/comp_algorithm", _bracketed)
+        yield Check("zram0 algorithm", zram.algorithm.value, "/sys/block/zram0/comp_algorithm", bracketed)
         yield Check("zram0 swap priority", str(zram.swap_priority.value), "/proc/swaps", _zram_swap_priority)
 
     def live(self, facts: HostFacts) -> dict[str, str | None]:
