@@ -5,19 +5,24 @@ Host data: ``nix`` (bool), ``nix_settings = {"key": value}``, ``nix_substituters
 (``nix.conf.j2``; the file's other lines are kept, except settings fleetforge now manages),
 applied by restarting nix-daemon; NixOS: ``nix.settings``. Live: the effective settings
 (``nix config show``). cache.nixos.org and its key are planned once (URLs compared normalised),
-and not at all on NixOS, which adds both itself.
+and not at all on NixOS, which adds both itself. Only settings the host's Nix lists
+(``facts.nix.setting_names``) are written: a default it lacks is skipped with the reason, a host
+data key it lacks is a ``PlanError``; deprecated names (``binary-caches``) are refused with the
+host data.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyinfra.api import StringCommand
 
 from fleetforge.checks import Check, normalise_space
 from fleetforge.components.base import DATA, Component, Row
+from fleetforge.components.nix_settings.settings import EXTRA, current_name
+from fleetforge.errors import PlanError
 from fleetforge.models import HostFacts, NixPlan, Planned, TuningPlan
 from fleetforge.paths import NIX_CONF
 from fleetforge.render import render
@@ -28,6 +33,18 @@ if TYPE_CHECKING:
 
 _INT = re.compile(r"-?[0-9]+")
 MANUAL = "Nix manual, nix.conf"
+CONNECT_TIMEOUT_SOURCE = (
+    "fleetforge default: Nix's 0 sets no connect limit of its own, so an unreachable cache holds up "
+    "substitution until curl gives up; Nix manual, nix.conf (connect-timeout)"
+)
+STALLED_SOURCE = (
+    "fleetforge default: a download that stalls is retried after 60 s instead of Nix's 300 s; "
+    "Nix manual, nix.conf (stalled-download-timeout)"
+)
+BUILDERS_SOURCE = (
+    "fleetforge default: remote builders fetch dependencies from their own caches instead of waiting for "
+    "this host to upload them (Nix's default is false); Nix manual, nix.conf (builders-use-substitutes)"
+)
 NIX_BEGIN = "# BEGIN fleetforge: the settings below are managed; edit host data instead"
 NIX_END = "# END fleetforge"
 NIX_DAEMON_RESTART = (StringCommand("systemctl", "try-restart", "nix-daemon.service"),)
@@ -42,6 +59,11 @@ NIX_LIST_KEYS = frozenset(
     {"substituters", "trusted-substituters", "trusted-public-keys", "trusted-users", "allowed-users",
      "extra-substituters", "extra-trusted-public-keys", "system-features", "experimental-features"}
 )  # fmt: skip
+
+
+def manual(key: str) -> str:
+    """The Nix manual's entry for nix.conf setting ``key``: ``Nix manual, nix.conf (max-jobs)``."""
+    return f"{MANUAL} ({key})"
 
 
 def normalise_url(url: str) -> str:
@@ -71,11 +93,11 @@ def _public_caches(settings: HostSettings) -> dict[str, tuple[str, str, str]]:
     urls = _unique([*settings.nix_substituters, NIXOS_CACHE], set(), normalise_url)
     keys = _unique([*settings.nix_trusted_public_keys, NIXOS_CACHE_KEY], set())
     return {
-        "substituters": (" ".join(urls), "inventory caches first, then the public cache", MANUAL),
+        "substituters": (" ".join(urls), "inventory caches first, then the public cache", manual("substituters")),
         "trusted-public-keys": (
             " ".join(keys),
             "verify substituted paths (binary-cache-public-keys is the old name)",
-            MANUAL,
+            manual("trusted-public-keys"),
         ),
     }
 
@@ -106,39 +128,96 @@ def nix_value(value: str | int | bool | list[str]) -> str:
     return str(value)
 
 
-def plan_nix(facts: HostFacts, settings: HostSettings) -> NixPlan | None:
-    """nix.conf settings, only where Nix is installed.
+def _defaults(facts: HostFacts, settings: HostSettings) -> dict[str, tuple[str, str, str]]:
+    """fleetforge's nix.conf settings: ``{key: (value, reason, source)}``.
 
     ``max-jobs`` x ``cores`` is kept at the vCPU count so parallel builds do not oversubscribe
     the VM (cores=8 with max-jobs=4 on 8 vCPUs would run up to 32 threads;
     "reserved-build-cores" is not a Nix setting). ``fsync-metadata`` and ``use-sqlite-wal``
-    keep Nix's defaults: turning both off trades durability for speed, and
-    ``use-sqlite-wal = false`` is only required on shared/NFS stores (Nix manual).
+    keep Nix's defaults: turning both off trades durability for speed, and SQLite's WAL mode
+    only fails on a network filesystem (SQLite's "Write-Ahead Logging").
     """
-    if not facts.nix.installed or not settings.nix:
-        return None
     cpus = facts.cpu.logical_cpus
     max_jobs = max(1, cpus // 2)
     cores = max(1, cpus // max_jobs)
     budget = f"{max_jobs} jobs x {cores} cores = {max_jobs * cores} of {cpus} vCPUs"
-    fleetforge = "fleetforge default; " + MANUAL
-    items: dict[str, tuple[str, str, str]] = {
-        "max-jobs": (str(max_jobs), f"half the vCPUs build in parallel; {budget}", MANUAL),
-        "cores": (str(cores), f"cores per build so that {budget}", MANUAL),
-        "http-connections": ("25", "parallel substituter downloads", "Nix default; " + MANUAL),
-        "connect-timeout": ("10", "give up on an unreachable cache after 10 s", fleetforge),
-        "stalled-download-timeout": ("60", "retry a stalled download after 60 s", fleetforge),
-        "download-attempts": ("5", "retries per download", "Nix default"),
+    vcpus = "fleetforge default: jobs x cores stays within the vCPUs, so parallel builds do not oversubscribe the VM"
+    return {
+        "max-jobs": (str(max_jobs), f"half the vCPUs build in parallel; {budget}", f"{vcpus}; {manual('max-jobs')}"),
+        "cores": (str(cores), f"cores per build so that {budget}", f"{vcpus}; {manual('cores')}"),
+        "http-connections": ("25", "parallel substituter downloads (Nix's default, kept)", manual("http-connections")),
+        "connect-timeout": ("10", "give up on an unreachable cache after 10 s", CONNECT_TIMEOUT_SOURCE),
+        "stalled-download-timeout": ("60", "retry a stalled download after 60 s", STALLED_SOURCE),
+        "download-attempts": ("5", "retries per download (Nix's default, kept)", manual("download-attempts")),
         **_public_caches(settings),
-        "builders-use-substitutes": ("true", "remote builders fetch from caches", fleetforge),
-        "fsync-metadata": ("true", "keep durability (turning it off trades durability for speed)", "Nix default"),
-        "use-sqlite-wal": ("true", "local store; false is only required on shared stores", "Nix default; Nix manual"),
+        "builders-use-substitutes": ("true", "remote builders fetch from caches", BUILDERS_SOURCE),
+        "fsync-metadata": (
+            "true",
+            "keep durability (Nix's default; turning it off trades durability for speed)",
+            manual("fsync-metadata"),
+        ),
+        "use-sqlite-wal": (
+            "true",
+            "WAL mode on a local store (Nix's default); false is only needed for a store on a network filesystem",
+            f"{manual('use-sqlite-wal')}; SQLite documentation, Write-Ahead Logging (wal.html)",
+        ),
     }
+
+
+def _nix_name(facts: HostFacts) -> str:
+    return f"Nix {facts.nix.version}" if facts.nix.version else "the host's Nix"
+
+
+def known_setting(name: str, names: Collection[str]) -> bool:
+    """Whether a Nix whose ``nix config show`` lists ``names`` takes ``name``: a listed setting,
+    or ``extra-`` before one (nix.conf(5): appends to that list setting)."""
+    return name in names or (name.startswith(EXTRA) and name.removeprefix(EXTRA) in names)
+
+
+def unknown_setting_error(host: str, key: str, facts: HostFacts) -> PlanError:
+    """The error for host data naming ``key``, a setting the host's Nix does not know."""
+    got = f"got {key!r}"
+    current = current_name(key)
+    if current is not None:
+        got += f" (the deprecated name of {current}: write {current})"
+    expected = f"expected a setting of {_nix_name(facts)} (nix config show lists them), {got}"
+    return PlanError(host, f"nix_settings.{key}", expected)
+
+
+def _skip_unknown(items: dict[str, tuple[str, str, str]], facts: HostFacts) -> dict[str, str]:
+    """Drop from ``items`` the settings the host's Nix does not list; ``{key: reason}`` of those
+    dropped (none when the probe could not list the names)."""
+    names = facts.nix.setting_names
+    if names is None:
+        return {}
+    reason = f"not a setting of {_nix_name(facts)} (nix config show)"
+    skipped = {key: reason for key in items if not known_setting(key, names)}
+    for key in skipped:
+        del items[key]
+    return skipped
+
+
+def plan_nix(facts: HostFacts, settings: HostSettings, host: str = "this host") -> NixPlan | None:
+    """nix.conf settings, only where Nix is installed, and only those the host's Nix knows.
+
+    A default the host's Nix does not list (``facts.nix.setting_names``) is skipped with the
+    reason; a host data key it does not list raises ``PlanError`` naming ``host`` and the key.
+    When the names are unknown (``None``), nothing is checked: Nix itself only warns.
+    """
+    if not facts.nix.installed or not settings.nix:
+        return None
+    names = facts.nix.setting_names
+    for key in settings.nix_settings:
+        if names is not None and not known_setting(key, names):
+            raise unknown_setting_error(host, key, facts)
+    items = _defaults(facts, settings)
+    skipped = _skip_unknown(items, facts)
     for key, value in settings.nix_settings.items():
         items[key] = (nix_value(value), "set in host data", DATA)
     if facts.os.is_nixos:
         _leave_to_nixos(items)
-    return NixPlan(settings={key: Planned(value=v, reason=r, source=s) for key, (v, r, s) in items.items()})
+    planned = {key: Planned(value=v, reason=r, source=s) for key, (v, r, s) in items.items()}
+    return NixPlan(settings=planned, skipped=skipped)
 
 
 def nix_kept_lines(current: str | None, managed_keys: set[str]) -> list[str]:
@@ -186,7 +265,7 @@ class NixSettings(Component):
     nixos_module = "nix-settings.nix"
 
     def plan(self, host: str, facts: HostFacts, settings: HostSettings) -> dict[str, Any]:
-        return {"nix": plan_nix(facts, settings)}
+        return {"nix": plan_nix(facts, settings, host)}
 
     def file(self, plan: TuningPlan, facts: HostFacts) -> str | None:
         if plan.nix is None:
@@ -196,6 +275,7 @@ class NixSettings(Component):
             "nix.conf.j2",
             kept_lines=nix_kept_lines(current.content if current else None, set(plan.nix.settings)),
             settings=plan.nix.settings,
+            skipped=plan.nix.skipped,
             begin_marker=NIX_BEGIN,
             end_marker=NIX_END,
         )
@@ -233,3 +313,5 @@ class NixSettings(Component):
     def rows(self, plan: TuningPlan, secret: Callable[[str], bool]) -> Iterator[Row]:
         for key, item in plan.nix.settings.items() if plan.nix else ():
             yield f"nix {key}", REDACTED if secret(key) else item.value, item.reason, item.source
+        for key, reason in plan.nix.skipped.items() if plan.nix else ():
+            yield f"nix {key}", "(skipped)", reason, "detected"
