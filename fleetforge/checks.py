@@ -23,7 +23,8 @@ class Check:
 
     ``path``: the file whose content holds the live value; or ``nix:KEY`` (an effective Nix
     setting), ``sha256:PATH`` (the file's SHA-256, ``absent`` if none), ``exists:PATH[:PATH...]``
-    (``present`` if any exists, else ``absent``). ``parse`` turns that into the string compared
+    (``present`` if any exists, else ``absent``), ``podman:driver`` (``podman info``'s graph driver,
+    or its error's last line). ``parse`` turns that into the string compared
     with ``expected``.
     """
 

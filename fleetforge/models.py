@@ -43,6 +43,9 @@ from fleetforge.facts.models import (
     Partition as Partition,
 )
 from fleetforge.facts.models import (
+    PodmanInfo as PodmanInfo,
+)
+from fleetforge.facts.models import (
     SwapDevice as SwapDevice,
 )
 from fleetforge.facts.models import (
@@ -96,6 +99,31 @@ class NixPlan(Model):
     """Nix settings (``nix.conf`` keys) when Nix is installed; ``settings`` keys are nix.conf keys."""
 
     settings: dict[str, Planned[str]]
+    #: planned defaults left out, with the reason (a setting the host's Nix does not know)
+    skipped: dict[str, str] = {}
+
+
+class BtrfsReadAheadPlan(Model):
+    """The read-ahead of one btrfs filesystem's own bdi (``/sys/fs/btrfs/<fsid>/bdi``), in KiB."""
+
+    fsid: str
+    bdi: str
+    disks: list[str]  # the whole disks holding it
+    read_ahead_kb: Planned[int]
+
+
+class PodmanPlan(Model):
+    """Podman's storage driver (containers-storage.conf(5)) where Podman is installed.
+
+    ``driver_before``: the driver Podman used before; ``write``: storage.conf (NixOS: the
+    option) is written, which is when the driver changes or the configured one differs.
+    """
+
+    driver: Planned[str]
+    driver_before: str
+    graphroot: str
+    runroot: str
+    write: bool
 
 
 class TuningPlan(Model):
@@ -105,6 +133,8 @@ class TuningPlan(Model):
     skipped_sysctls: list[SkippedSysctl]
     zram: ZramPlan
     nix: NixPlan | None
+    podman: PodmanPlan | None = None
+    btrfs_read_ahead: list[BtrfsReadAheadPlan] = []
 
     def sysctl_values(self) -> dict[str, str]:
         """Planned sysctl values as ``{key: value}`` strings (whitespace-normalised)."""

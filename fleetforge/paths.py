@@ -11,19 +11,35 @@ SYSCTL_CONF = "/etc/sysctl.d/60-fleetforge.conf"
 # /usr/lib/systemd/zram-generator.conf).
 ZRAM_GENERATOR_CONF = "/etc/systemd/zram-generator.conf"
 NIX_CONF = "/etc/nix/nix.conf"
+# Podman's storage configuration; it replaces /usr/share/containers/storage.conf whole
+# (containers-storage.conf(5)).
+STORAGE_CONF = "/etc/containers/storage.conf"
+# tmpfiles.d(5) lines that set each btrfs filesystem's bdi read-ahead at boot
+BTRFS_TMPFILES = "/etc/tmpfiles.d/60-fleetforge-btrfs-read-ahead.conf"
 
 # NixOS hosts: /etc is generated, so the plan becomes modules imported by configuration.nix.
 NIXOS_DIR = "/etc/nixos"
 NIXOS_CONFIGURATION = "/etc/nixos/configuration.nix"
 NIXOS_FLAKE = "/etc/nixos/flake.nix"
 NIXOS_MODULE_DIR = "/etc/nixos/fleetforge"
-NIXOS_MODULES = ("default.nix", "sysctl.nix", "io-scheduler.nix", "zram.nix", "nix-settings.nix", "nix-cache.nix")
+NIXOS_MODULES = (
+    "default.nix",
+    "sysctl.nix",
+    "io-scheduler.nix",
+    "btrfs-read-ahead.nix",
+    "zram.nix",
+    "nix-settings.nix",
+    "podman.nix",
+    "nix-cache.nix",
+)
 
 MANAGED_FILES: tuple[str, ...] = (
     UDEV_RULES,
+    BTRFS_TMPFILES,
     SYSCTL_CONF,
     ZRAM_GENERATOR_CONF,
     NIX_CONF,
+    STORAGE_CONF,
     NIXOS_CONFIGURATION,
     NIXOS_FLAKE,
     *(f"{NIXOS_MODULE_DIR}/{name}" for name in NIXOS_MODULES),

@@ -85,6 +85,16 @@ def word(value: object) -> str:
     return text
 
 
+def toml_string(value: object) -> str:
+    """``value`` as a TOML basic string with its quotes (``"..."``): backslash and quote escaped
+    (TOML v1.0.0, "String"); raises ``ValueError`` for a control character, which TOML would
+    need escaped and no path or driver name fleetforge writes may hold."""
+    text = str(value)
+    if not text.isprintable():
+        raise ValueError(f"TOML: refusing value {text!r}: expected printable text on one line")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_'-]*")
 _NIX_KEYWORDS = frozenset({"assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with"})
 
@@ -161,7 +171,7 @@ def to_nix(value: Any, indent: int = 0) -> str:
 @cache
 def environment() -> Environment:
     """The jinja2 environment for ``templates/`` (StrictUndefined, block whitespace trimmed) with
-    the filters ``comment``, ``udev``, ``unit``, ``word`` and ``nix``."""
+    the filters ``comment``, ``udev``, ``unit``, ``word``, ``nix`` and ``toml``."""
     env = Environment(
         loader=FileSystemLoader([TEMPLATES_DIR, *COMPONENT_TEMPLATE_DIRS]),
         undefined=StrictUndefined,
@@ -171,7 +181,13 @@ def environment() -> Environment:
         autoescape=False,
     )
     env.filters.update(
-        comment=comment, udev=udev_value, unit=unit_value, word=word, nix=to_nix, reads_config=reads_config
+        comment=comment,
+        udev=udev_value,
+        unit=unit_value,
+        word=word,
+        nix=to_nix,
+        toml=toml_string,
+        reads_config=reads_config,
     )
     return env
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from fleetforge.components.io_scheduler.settings import DiskSettings as DiskSettings  # re-exported
 from fleetforge.components.io_scheduler.settings import IoSchedulerSettings
 from fleetforge.components.nix_settings.settings import NixSettingsSettings
+from fleetforge.components.podman.settings import PodmanSettings
 from fleetforge.components.sysctl.settings import SysctlSettings
 from fleetforge.components.zram.settings import ZRAM_ALGORITHMS as ZRAM_ALGORITHMS  # re-exported
 from fleetforge.components.zram.settings import ZramSettings
@@ -104,7 +105,7 @@ class HealthCheck(BaseModel):
 # --- end of staged rollout settings ---
 
 
-class HostSettings(NixSettingsSettings, ZramSettings, SysctlSettings, IoSchedulerSettings):
+class HostSettings(PodmanSettings, NixSettingsSettings, ZramSettings, SysctlSettings, IoSchedulerSettings):
     """fleetforge's keys in host/group data; all optional, ``None`` means "let the planner pick".
 
     Each tuning component's keys are defined with it (``fleetforge/components/<name>/settings.py``)

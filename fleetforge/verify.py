@@ -93,6 +93,8 @@ for f; do
   case $f in
     sha256:*) p=${f#sha256:}; printf '@@%s %s\n' "$n" "$f"
       if [ -f "$p" ]; then sha256sum < "$p" | cut -d' ' -f1; else echo absent; fi ;;
+    podman:driver) printf '@@%s %s\n' "$n" "$f"
+      podman info --format '{{.Store.GraphDriverName}}' 2>&1 | tail -n 1 ;;
     exists:*) printf '@@%s %s\n' "$n" "$f"; r=absent; IFS=:
       for p in ${f#exists:}; do [ -e "$p" ] && r=present; done; unset IFS; echo "$r" ;;
     *) if [ -r "$f" ]; then printf '@@%s %s\n' "$n" "$f"; cat "$f"; echo; fi ;;

@@ -136,7 +136,7 @@ def test_pyinfra_fails_the_host_whose_disk_name_would_add_a_udev_key_and_tunes_t
     )  # fmt: skip
     text = out.stdout + out.stderr
     assert out.returncode == 1, text
-    assert "[@fake/good] plan: vda none/ra 4096" in text
+    assert "[@fake/good] plan: vda mq-deadline/ra 4096" in text
     assert "HostProbe: lsblk name: expected a kernel block device name" in text and repr(name) in text
     assert not (tmp_path / "MARKER").exists()
 

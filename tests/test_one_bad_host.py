@@ -51,7 +51,7 @@ def test_pyinfra_deploy_plans_good_host_despite_bad_one(tmp_path):
     )  # fmt: skip
     text = out.stdout + out.stderr
     assert out.returncode == 1, text  # pyinfra reports the failed host in its exit code...
-    assert "[@fake/good] plan: vda none/ra 4096" in text  # ...but the good host was still planned
+    assert "[@fake/good] plan: vda mq-deadline/ra 4096" in text  # ...but the good host was still planned
     assert "[@fake/good] Ready: deploys/vps.py" in text
     assert "could not process fact" in text and "@fake/bad" in text
 

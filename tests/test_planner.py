@@ -41,8 +41,8 @@ def test_virtio_blk_reporting_rotational_is_virtual_not_hdd(base):
 
 def test_scheduler_and_read_ahead_by_disk_class(base):
     plan = plan_host("h", vm(base, 1, 1), HostSettings())
-    assert (plan.disks[0].scheduler.value, plan.disks[0].read_ahead_kb.value) == ("none", 4096)
-    assert plan.disks[0].read_ahead_kb.source.startswith("fleetforge default; Documentation/ABI/stable/sysfs-block")
+    assert (plan.disks[0].scheduler.value, plan.disks[0].read_ahead_kb.value) == ("mq-deadline", 4096)  # 1 hardware queue
+    assert plan.disks[0].read_ahead_kb.source.startswith("fleetforge default: the Nix store")
     hdd = base.disks[0].model_copy(update={"transport": "sata"})
     plan = plan_host("h", with_(base, virtualization="none", disks=[hdd]), HostSettings())
     assert (plan.disks[0].scheduler.value, plan.disks[0].read_ahead_kb.value) == ("mq-deadline", 128)
@@ -76,7 +76,7 @@ def test_zram_capped_at_8_gib_and_refused_above_twice_ram(base):
 
 def test_swappiness_follows_the_swap_the_host_will_have(base):
     zram_only = plan_host("h", vm(base, 1, 1), HostSettings()).sysctl_values()
-    assert (zram_only["vm.swappiness"], zram_only["vm.page-cluster"]) == ("133", "0")
+    assert (zram_only["vm.swappiness"], zram_only["vm.page-cluster"]) == ("180", "0")
     old_kernel = plan_host("h", with_(vm(base, 1, 1), kernel_release="5.4.0-1-amd64"), HostSettings())
     assert old_kernel.sysctl_values()["vm.swappiness"] == "100"
     disk_swap = SwapDevice(path="/swapfile", kind="file", size_bytes=GIB, used_bytes=0, priority=-2)
@@ -92,7 +92,9 @@ def test_swappiness_follows_the_swap_the_host_will_have(base):
 
 
 def test_missing_sysctl_key_is_skipped_with_a_reason(base):
-    facts = with_(base, sysctl={k: v for k, v in base.sysctl.items() if k != "net.netfilter.nf_conntrack_max"})
+    # the watermark keys are there (Linux >= 5.0), nf_conntrack_max is not (module not loaded)
+    present = {**base.sysctl, "vm.watermark_boost_factor": "15000", "vm.watermark_scale_factor": "10"}
+    facts = with_(base, sysctl={k: v for k, v in present.items() if k != "net.netfilter.nf_conntrack_max"})
     plan = plan_host("h", facts, HostSettings())
     assert "net.netfilter.nf_conntrack_max" not in plan.sysctl_values()
     (skipped,) = plan.skipped_sysctls

@@ -25,8 +25,8 @@ def test_files_reflect_the_plan():
     plan = plan_host("h", facts, HostSettings())
     files = desired_files(plan, facts)
     assert set(files) == {UDEV_RULES, SYSCTL_CONF, ZRAM_GENERATOR_CONF, NIX_CONF}
-    assert 'KERNEL=="vda", ATTR{queue/scheduler}="none", ATTR{queue/read_ahead_kb}="4096"' in files[UDEV_RULES]
-    assert "\nvm.swappiness = 133\n" in files[SYSCTL_CONF]
+    assert 'KERNEL=="vda", ATTR{queue/scheduler}="mq-deadline", ATTR{queue/read_ahead_kb}="4096"' in files[UDEV_RULES]
+    assert "\nvm.swappiness = 180\n" in files[SYSCTL_CONF]
     assert f"\nzram-size = {plan.zram.size_mib.value}\n" in files[ZRAM_GENERATOR_CONF]
     off = desired_files(plan_host("h", facts, settings_from_data("h", {"zram": False})), facts)
     assert "\n[zram0]\n" not in off[ZRAM_GENERATOR_CONF] and "zram-size" not in off[ZRAM_GENERATOR_CONF]

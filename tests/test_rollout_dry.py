@@ -30,7 +30,7 @@ def test_dry_run_prints_waves_in_order_and_plans_without_deploying(tmp_path):
         ("canary", ["@fake/vps-1"]),
         ("wave1", ["@fake/vps-2", "@fake/vps-10"]),  # numbers compare as numbers
     ]
-    assert record["plans"]["@fake/vps-10"]["disks"][0]["scheduler"]["value"] == "none"
+    assert record["plans"]["@fake/vps-10"]["disks"][0]["scheduler"]["value"] == "mq-deadline"
     assert "deploying" not in out.stdout + out.stderr
 
 

@@ -15,13 +15,15 @@ from typing import Any
 
 from fleetforge.checks import Check
 from fleetforge.components.base import Component, Row
+from fleetforge.components.btrfs_read_ahead import BtrfsReadAhead
 from fleetforge.components.io_scheduler import IoScheduler
 from fleetforge.components.nix_settings import NixSettings
+from fleetforge.components.podman import Podman
 from fleetforge.components.sysctl import Sysctl
 from fleetforge.components.zram import Zram
 from fleetforge.models import HostFacts, TuningPlan
 
-COMPONENTS: tuple[Component, ...] = (IoScheduler(), Sysctl(), Zram(), NixSettings())
+COMPONENTS: tuple[Component, ...] = (IoScheduler(), BtrfsReadAhead(), Sysctl(), Zram(), NixSettings(), Podman())
 #: Where the components' templates are (each beside its module).
 TEMPLATE_DIRS: tuple[Path, ...] = tuple(sorted(p.parent for p in Path(__file__).parent.glob("*/*.j2")))
 

@@ -38,9 +38,9 @@ def parse_disks(lsblk_lines: list[str], queue_lines: list[str], byid_lines: list
     queues: dict[str, list[str]] = {}
     for line in queue_lines:
         parts = line.split("|")
-        if len(parts) != 6:
+        if len(parts) not in (6, 7):  # 6: a probe from before nr_hw_queues (stored fixtures)
             raise FactProcessError(f"HostProbe: bad queue line {line!r}")
-        queues[parts[0]] = parts
+        queues[parts[0]] = parts + [""] * (7 - len(parts))
     by_id: dict[str, list[str]] = {}
     for line in byid_lines:
         link, _, target = line.partition("|")
@@ -55,7 +55,7 @@ def parse_disks(lsblk_lines: list[str], queue_lines: list[str], byid_lines: list
         kernel_name("HostProbe", "lsblk name", name)
         if name not in queues:
             raise FactProcessError(f"HostProbe: no queue attributes for disk {name}")
-        _, sys_path, sched_line, rota, read_ahead, nr_requests = queues[name]
+        _, sys_path, sched_line, rota, read_ahead, nr_requests, hw_queues = queues[name]
         current, available = parse_scheduler(sched_line)
         for scheduler in available:
             host_value("HostProbe", f"queue/scheduler of {name}", scheduler, WORD, "scheduler names like mq-deadline")
@@ -77,6 +77,7 @@ def parse_disks(lsblk_lines: list[str], queue_lines: list[str], byid_lines: list
                 read_ahead_kb=int(read_ahead),
                 nr_requests=int(nr_requests) if nr_requests.strip() else None,
                 partitions=[_partition(child) for child in dev.get("children") or []],
+                nr_hw_queues=int(hw_queues) if hw_queues.strip() else None,
             )
         )
     return disks

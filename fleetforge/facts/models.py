@@ -58,6 +58,9 @@ class Disk(Model):
     read_ahead_kb: int
     nr_requests: int | None
     partitions: list[Partition]
+    #: hardware queues (directories under ``/sys/block/<name>/mq/``); the kernel picks
+    #: mq-deadline for 1 and none for more (``block/elevator.c``). ``None``: not read.
+    nr_hw_queues: int | None = None
 
 
 class Cpu(Model):
@@ -104,6 +107,54 @@ class NixInfo(Model):
     version: str | None
     conf_present: bool
     daemon_unit: bool
+    #: names of the settings this Nix knows (``nix config show``; values are never read, some
+    #: are secrets). ``None``: not listed (no Nix, or it could not print its settings).
+    setting_names: list[str] | None = None
+
+
+class BtrfsFilesystem(Model):
+    """A mounted btrfs filesystem (``/sys/fs/btrfs/<fsid>``).
+
+    btrfs reads files through a backing device of its own (``btrfs-N`` under
+    ``/sys/class/bdi``), whose read-ahead it sets at mount to at least 4 MiB
+    (``fs/btrfs/disk-io.c``, ``open_ctree``); the disks' ``queue/read_ahead_kb`` does not govern
+    file reads on it.
+    """
+
+    fsid: str  # the filesystem UUID
+    bdi: str  # its backing device: btrfs-1, btrfs-2...
+    read_ahead_kb: int  # /sys/fs/btrfs/<fsid>/bdi/read_ahead_kb
+    devices: list[str]  # kernel names of its devices: vdb1, vdb
+
+
+class PodmanStore(Model):
+    """What one graph driver's part of a containers-storage store holds (``<graphroot>/<driver>-*``)."""
+
+    driver: str  # overlay, btrfs, vfs...
+    images: int
+    containers: int
+
+
+class PodmanInfo(Model):
+    """Podman and its storage (containers-storage.conf(5)), read without starting Podman.
+
+    ``conf``: the storage.conf read (``/etc/containers/storage.conf``, else
+    ``/usr/share/containers/storage.conf``, else ``None``); ``driver``/``graphroot``/``runroot``
+    as its ``[storage]`` table sets them (``None``: unset; graphroot then defaults to
+    ``/var/lib/containers/storage``); ``graphroot_fstype`` the filesystem holding graphroot (or
+    its nearest existing parent); ``stores`` the drivers that already hold data there.
+    """
+
+    version: str | None
+    conf: str | None
+    driver: str | None
+    graphroot: str
+    runroot: str | None
+    graphroot_fstype: str | None
+    stores: list[PodmanStore]
+
+    def store(self, driver: str) -> PodmanStore | None:
+        return next((s for s in self.stores if s.driver == driver), None)
 
 
 class ManagedFile(Model):
@@ -129,6 +180,8 @@ class HostFacts(Model):
     package_manager: str | None
     nix: NixInfo
     files: dict[str, ManagedFile | None]
+    btrfs: list[BtrfsFilesystem] = []
+    podman: PodmanInfo | None = None  # None: Podman is not installed
 
     def disk(self, name: str) -> Disk:
         for disk in self.disks:

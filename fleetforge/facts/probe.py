@@ -41,6 +41,7 @@ from fleetforge.facts.sections import (
     refuse_control,
     split_sections,
 )
+from fleetforge.facts.storage import parse_btrfs, parse_nix_setting_names, parse_podman
 
 LSBLK_COLUMNS = "NAME,KNAME,PATH,TYPE,SIZE,ROTA,TRAN,MODEL,SERIAL,FSTYPE,MOUNTPOINT,PKNAME"
 PACKAGE_MANAGERS = ("apt-get", "dnf", "yum", "zypper", "pacman", "apk")
@@ -60,11 +61,20 @@ echo @@kernel; uname -r
 echo @@hostname; uname -n
 echo @@lsblk; lsblk -J -b -o {columns} 2>/dev/null
 echo @@queue
+ffcount() {{ if [ -e "$1" ]; then echo $#; else echo 0; fi; }}
 for d in /sys/block/*; do
   [ -e "$d/queue/scheduler" ] || continue
   q="$d/queue"
-  printf '%s|%s|%s|%s|%s|%s\n' "${{d##*/}}" "$(readlink -f "$d")" "$(cat "$q/scheduler")" \
-    "$(cat "$q/rotational")" "$(cat "$q/read_ahead_kb")" "$(cat "$q/nr_requests" 2>/dev/null)"
+  printf '%s|%s|%s|%s|%s|%s|%s\n' "${{d##*/}}" "$(readlink -f "$d")" "$(cat "$q/scheduler")" \
+    "$(cat "$q/rotational")" "$(cat "$q/read_ahead_kb")" "$(cat "$q/nr_requests" 2>/dev/null)" \
+    "$(ffcount "$d"/mq/*)"
+done
+echo @@btrfs
+for f in /sys/fs/btrfs/*/bdi; do
+  [ -e "$f/read_ahead_kb" ] || continue
+  u=${{f%/bdi}}
+  printf '%s|%s|%s|' "${{u##*/}}" "$(basename "$(readlink -f "$f")")" "$(cat "$f/read_ahead_kb")"
+  for v in "$u"/devices/*; do [ -e "$v" ] && printf '%s ' "${{v##*/}}"; done; echo
 done
 echo @@byid
 for l in /dev/disk/by-id/*; do [ -L "$l" ] && printf '%s|%s\n' "$l" "$(readlink -f "$l")"; done
@@ -99,6 +109,32 @@ for g in {zram_generators}; do [ -e "$g" ] && echo zram-generator && break; done
 command -v nix >/dev/null 2>&1 && echo "nix $(nix --version 2>/dev/null | head -n1)"
 [ -f /etc/nix/nix.conf ] && echo nix-conf
 systemctl cat nix-daemon.service >/dev/null 2>&1 && echo nix-daemon-unit
+echo @@nix-settings
+if command -v nix >/dev/null 2>&1; then
+  # show-config first: "config show" needs Nix >= 2.20, where show-config is a deprecated alias
+  {{ nix --extra-experimental-features nix-command show-config 2>/dev/null ||
+    nix --extra-experimental-features nix-command config show 2>/dev/null; }} | sed -n 's/^\([A-Za-z0-9_-]*\) = .*/\1/p'
+fi
+echo @@podman
+if command -v podman >/dev/null 2>&1; then
+  echo "version $(podman --version 2>/dev/null)"
+  g=
+  for c in /etc/containers/storage.conf /usr/share/containers/storage.conf; do
+    [ -f "$c" ] || continue
+    echo "conf $c"
+    # the [storage] table's key = "value" lines (containers-storage.conf(5)), checked again in Python
+    s=$(sed -n '/^[[:space:]]*\[storage\][[:space:]]*$/,/^[[:space:]]*\[/p' "$c" |
+      sed -n 's/^[[:space:]]*\([a-z_]*\)[[:space:]]*=[[:space:]]*"\([^"]*\)".*/set \1 \2/p')
+    printf '%s\n' "$s"; g=$(printf '%s\n' "$s" | sed -n 's/^set graphroot //p' | head -n1)
+    break
+  done
+  g=${{g:-/var/lib/containers/storage}}
+  p=$g; while [ ! -e "$p" ]; do p=$(dirname "$p"); done
+  echo "fstype $(findmnt -n -o FSTYPE -T "$p" 2>/dev/null)"
+  for x in "$g"/*-images "$g"/*-containers; do
+    [ -d "$x" ] && echo "store ${{x##*/}} $(ls -A "$x" 2>/dev/null | grep -c -E '^[0-9a-f]{{64}}$')"
+  done
+fi
 echo @@files
 listed=
 for f in "$@"; do
@@ -179,8 +215,11 @@ def parse_probe(output: list[str]) -> HostFacts:
             version=_nix_version(nix_line),
             conf_present="nix-conf" in tools,
             daemon_unit="nix-daemon-unit" in tools,
+            setting_names=parse_nix_setting_names(s.get("nix-settings", [])),
         ),
         files=parse_files(s.get("files", []), "HostProbe"),
+        btrfs=parse_btrfs(s.get("btrfs", [])),
+        podman=parse_podman(s.get("podman", [])),
     )
     # Every text value, except the managed files' own content (it goes back to the same host).
     refuse_control("HostProbe", facts.model_dump(exclude={"files"}))

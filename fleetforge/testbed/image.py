@@ -59,6 +59,8 @@ PACKAGES: tuple[str, ...] = (
     "nix-bin",
     "git",  # the NixOS stand-in's git-tracked /etc/nixos (a flake sees only files git knows)
     "nginx-light",
+    "podman",  # the podman component's VM tests (storage driver on btrfs)
+    "busybox-static",  # the one binary of the test container image (there is no registry here)
     "parted",
     "gdisk",
     "fdisk",

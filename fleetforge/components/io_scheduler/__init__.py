@@ -8,11 +8,13 @@ values back.
 
 The rules (reasons and sources travel with each value into ``fleetforge plan``):
 
-- scheduler: ``none`` on virtual disks and NVMe, ``mq-deadline`` on single-queue SSDs and HDDs;
+- scheduler: the kernel's own choice by hardware queues (``none`` for multi-queue virtual disks
+  and NVMe, ``mq-deadline`` for single-queue virtual disks, SSDs and HDDs; ``_virtual_rule``);
   a scheduler the kernel does not offer falls back to what it has (planned) or is refused (host
   data).
 - read_ahead_kb: 4096 KiB on virtual disks (fleetforge default: large sequential reads through
-  the virtual disk), the kernel's 128 KiB elsewhere.
+  the virtual disk), the kernel's 128 KiB elsewhere. On btrfs, file reads use the filesystem's own
+  bdi instead: ``fleetforge.components.btrfs_read_ahead``.
 
 Why the udev rules match ``KERNEL=="<name>"`` rather than ``ENV{ID_SERIAL}``/``ID_PATH``: see
 ``fleetforge.render``.
@@ -60,34 +62,59 @@ def disk_class(disk: Disk, virtualization: str) -> str:
     return "hdd" if disk.rotational else "ssd"
 
 
+ELEVATOR = "block/elevator.c (elevator_get_default: mq-deadline for 1 hardware queue, none for more)"
+RHEL = (
+    "RHEL 9 Monitoring and managing system status and performance, Setting the disk scheduler "
+    "(virtual guest: mq-deadline; multi-queue HBA driver: none)"
+)
 _SCHEDULER_RULES = {
-    "virtual": (
-        "none",
-        "virtual disk: the host's own scheduler already orders I/O; a guest scheduler adds "
-        "latency (tuning guides that prefer mq-deadline: set io_scheduler to follow them)",
-        'linux-block 2023 "virtio_blk: set the default scheduler to none"; RHEL virtualization tuning guide',
-    ),
     "nvme": (
         "none",
         "NVMe is multi-queue; the kernel's own default for it is none",
-        "block/elevator.c default; RHEL 9 storage tuning",
+        f"{ELEVATOR}; {RHEL}",
     ),
     "ssd": (
         "mq-deadline",
         "single-queue SSD: kernel default, bounded latency",
-        "block/elevator.c default",
+        ELEVATOR,
     ),
     "hdd": (
         "mq-deadline",
         "rotational disk: deadline ordering limits seeks and starvation",
-        "block/elevator.c default; Documentation/block/deadline-iosched.rst",
+        f"{ELEVATOR}; Documentation/block/deadline-iosched.rst",
     ),
 }
 
 
+def _virtual_rule(disk: Disk) -> tuple[str, str, str]:
+    """A virtual disk by its hardware queues (``/sys/block/<disk>/mq``): the kernel's own choice.
+
+    Multi-queue (virtio-blk/virtio-scsi with ``num-queues`` > 1, QEMU's default of one per
+    vCPU): none, as the kernel picks it. Single-queue: mq-deadline, as the kernel picks it; the
+    2023 linux-block patch "virtio_blk: set the default scheduler to none" was dropped pending
+    data, so fleetforge has no source for overriding the kernel there (``fleetforge tune
+    --measure`` can settle it per host).
+    """
+    queues = disk.nr_hw_queues
+    if queues is not None and queues > 1:
+        return (
+            "none",
+            f"virtual disk with {queues} hardware queues: the kernel's own default for a multi-queue "
+            "device; the queues spread I/O over the vCPUs and the host orders it",
+            f"{ELEVATOR}; {RHEL}",
+        )
+    count = "1 hardware queue" if queues == 1 else "an unknown number of hardware queues (taken as 1)"
+    return (
+        "mq-deadline",
+        f"virtual disk with {count}: the kernel's own default; the 2023 patch making none the virtio_blk "
+        "default was dropped pending data (measure per host to change it)",
+        f"{ELEVATOR}; {RHEL}",
+    )
+
+
 def _scheduler(host: str, disk: Disk, cls: str, settings: HostSettings) -> Planned[str]:
     override = settings.disks.get(disk.name)
-    scheduler, reason, source = _SCHEDULER_RULES[cls]
+    scheduler, reason, source = _virtual_rule(disk) if cls == "virtual" else _SCHEDULER_RULES[cls]
     key = "io_scheduler"
     if override and override.scheduler:
         scheduler, reason, source, key = override.scheduler, "set in host data", DATA, f"disks.{disk.name}.scheduler"
@@ -118,7 +145,8 @@ def _read_ahead(disk: Disk, cls: str, settings: HostSettings) -> Planned[int]:
             value=VIRTUAL_READ_AHEAD_KB,
             reason="larger sequential reads through the virtual disk (Nix store, images); "
             f"kernel default is {KERNEL_READ_AHEAD_KB}",
-            source="fleetforge default; Documentation/ABI/stable/sysfs-block (queue/read_ahead_kb)",
+            source="fleetforge default: the Nix store and images are read in large sequential runs; "
+            "Documentation/ABI/stable/sysfs-block (queue/read_ahead_kb)",
         )
     return Planned(
         value=KERNEL_READ_AHEAD_KB,

@@ -1,0 +1,163 @@
+"""Podman's storage driver: the native ``btrfs`` driver where the store is on btrfs.
+
+Host data: ``podman``, ``containers_storage_driver``, ``containers_storage_switch_with_images``
+(``settings.py``). Linux: ``/etc/containers/storage.conf`` (``storage.conf.j2``;
+containers-storage.conf(5)), written only where the driver changes; nothing to restart (Podman
+has no daemon; each command reads the file). NixOS:
+``virtualisation.containers.storage.settings.storage.driver`` (nixpkgs
+``nixos/modules/virtualisation/containers.nix`` sets it with ``mkDefault "overlay"``). Live:
+``podman info --format '{{.Store.GraphDriverName}}'`` (``fleetforge verify``).
+
+Why btrfs there: on btrfs the ``btrfs`` driver keeps each layer as a subvolume and each
+container's layer as a snapshot, instead of overlay mounts whose upper directories sit on top of
+btrfs; the OVH tuning guide the project started from claims 30-50 % faster builds, and
+``bench/podman_build_bench.py`` measures it (``docs/podman.md``).
+
+Why refuse a switch: containers-storage keeps each driver's images and containers apart
+(``<graphroot>/<driver>-images``); after a switch Podman no longer shows the old driver's
+images, and ``podman system reset`` (what Podman's docs offer) deletes them. fleetforge never
+deletes them and switches a store that holds any only when host data says
+``containers_storage_switch_with_images = true`` (switching back shows them again).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from fleetforge.checks import Check
+from fleetforge.components.base import DATA, Component, Row
+from fleetforge.errors import PlanError
+from fleetforge.models import HostFacts, Planned, PodmanInfo, PodmanPlan, TuningPlan
+from fleetforge.paths import STORAGE_CONF
+from fleetforge.render import render, toml_string
+
+if TYPE_CHECKING:
+    from fleetforge.settings import HostSettings
+
+MAN = "containers-storage.conf(5) (driver)"
+DEFAULT_DRIVER = "overlay"  # what Podman picks on an unset driver where the kernel has overlay
+DEFAULT_RUNROOT = "/run/containers/storage"
+HEADER = "# Managed by fleetforge (podman component)"
+_STORAGE_TABLE = re.compile(r"\s*\[storage\]\s*(?:#.*)?")
+_TABLE = re.compile(r"\s*\[")
+_DRIVER_KEY = re.compile(r"\s*driver\s*=")
+
+
+def driver_in_use(info: PodmanInfo) -> str:
+    """The driver Podman uses now: the configured one, else the one whose store holds data
+    (containers-storage prefers a driver with a prior store), else overlay."""
+    if info.driver:
+        return info.driver
+    used = [s.driver for s in info.stores if s.images or s.containers]
+    return used[0] if used else DEFAULT_DRIVER
+
+
+def _planned_driver(host: str, info: PodmanInfo, settings: HostSettings) -> Planned[str]:
+    where = f"graphroot {info.graphroot} is on {info.graphroot_fstype or 'an unknown filesystem'}"
+    if settings.containers_storage_driver:
+        if settings.containers_storage_driver == "btrfs" and info.graphroot_fstype != "btrfs":
+            needs = "the btrfs driver needs btrfs"
+            raise PlanError(host, "containers_storage_driver", f"expected overlay or vfs: {where}, and {needs}")
+        return Planned(value=settings.containers_storage_driver, reason="set in host data", source=DATA)
+    if info.graphroot_fstype == "btrfs":
+        return Planned(
+            value="btrfs",
+            reason=f"{where}: layers become btrfs subvolumes and snapshots instead of overlay mounts on btrfs",
+            source=f"{MAN}; fleetforge default: native snapshots, measured in docs/podman.md",
+        )
+    kept = driver_in_use(info)
+    which = "the configured" if info.driver else "Podman's default"
+    return Planned(value=kept, reason=f"{where}: the btrfs driver needs btrfs; keeping {which} {kept}", source=MAN)
+
+
+def _refuse_hidden_data(host: str, info: PodmanInfo, driver: str, settings: HostSettings) -> None:
+    """``PlanError`` naming the store and what it holds if switching to ``driver`` hides images
+    or containers and host data did not allow it."""
+    hidden = [s for s in info.stores if s.driver != driver and (s.images or s.containers)]
+    if not hidden or settings.containers_storage_switch_with_images:
+        return
+    held = "; ".join(f"{s.images} image(s) and {s.containers} container(s) of the {s.driver} driver" for s in hidden)
+    raise PlanError(
+        host,
+        "containers_storage_switch_with_images",
+        f"store {info.graphroot} holds {held}; switching to the {driver} driver hides them from Podman "
+        f"(podman system reset would delete them). Expected containers_storage_switch_with_images = true to switch "
+        f"anyway (fleetforge deletes nothing; the old driver shows them again) or containers_storage_driver = "
+        f'"{hidden[0].driver}" to keep it',
+    )
+
+
+def plan_podman(host: str, facts: HostFacts, settings: HostSettings) -> PodmanPlan | None:
+    """Podman's storage driver, where Podman is installed (``None`` otherwise or with host data
+    ``podman = false``). Raises ``PlanError`` for ``containers_storage_driver = "btrfs"`` off btrfs and for a
+    switch that would hide a non-empty store (see the module docstring)."""
+    info = facts.podman
+    if info is None or not settings.podman:
+        return None
+    driver = _planned_driver(host, info, settings)
+    current = driver_in_use(info)
+    if driver.value != current:
+        _refuse_hidden_data(host, info, driver.value, settings)
+    return PodmanPlan(
+        driver=driver,
+        driver_before=current,
+        graphroot=info.graphroot,
+        runroot=info.runroot or DEFAULT_RUNROOT,
+        write=driver.value != current or (info.driver is not None and info.driver != driver.value),
+    )
+
+
+def split_storage_conf(current: str | None) -> tuple[list[str], list[str], list[str]]:
+    """``(before, table, after)``: the lines of an existing storage.conf before its ``[storage]``
+    table, that table's lines except ``driver`` and the header, and the rest (other tables).
+    Without a ``[storage]`` table every line goes after it (TOML allows a super-table after its
+    sub-tables); fleetforge's own header lines are dropped."""
+    lines = (current or "").splitlines()
+    if lines and lines[0].startswith(HEADER):
+        lines = lines[2:] if len(lines) > 1 and lines[1].startswith("# driver ") else lines[1:]
+    start = next((i for i, line in enumerate(lines) if _STORAGE_TABLE.fullmatch(line)), None)
+    if start is None:
+        return [], [], [line for line in lines if line.strip()]
+    end = next((i for i in range(start + 1, len(lines)) if _TABLE.match(lines[i])), len(lines))
+    table = [line for line in lines[start + 1 : end] if not _DRIVER_KEY.match(line)]
+    return lines[:start], table, lines[end:]
+
+
+class Podman(Component):
+    name = "podman"
+    path = STORAGE_CONF
+    file_title = "Podman storage.conf"
+    nixos_module = "podman.nix"
+
+    def plan(self, host: str, facts: HostFacts, settings: HostSettings) -> dict[str, Any]:
+        return {"podman": plan_podman(host, facts, settings)}
+
+    def file(self, plan: TuningPlan, facts: HostFacts) -> str | None:
+        """storage.conf with the planned driver; the file's other lines kept, and ``runroot`` and
+        ``graphroot`` added if it has none (Podman 4 refuses a storage.conf without runroot)."""
+        podman = plan.podman
+        if podman is None or not podman.write:
+            return None
+        current = facts.files.get(STORAGE_CONF)
+        before, table, after = split_storage_conf(current.content if current else None)
+        for key, value in (("runroot", podman.runroot), ("graphroot", podman.graphroot)):
+            if not any(re.match(rf"\s*{key}\s*=", line) for line in table):
+                table.append(f"{key} = {toml_string(value)}")
+        return render("storage.conf.j2", driver=podman.driver, before=before, table=table, after=after)
+
+    def nixos_options(self, plan: TuningPlan, facts: HostFacts) -> dict[str, Any] | None:
+        if plan.podman is None or not plan.podman.write:
+            return None
+        storage = {"storage": {"driver": plan.podman.driver.value}}
+        return {"virtualisation": {"containers": {"storage": {"settings": storage}}}}
+
+    def checks(self, plan: TuningPlan, nixos: bool) -> Iterator[Check]:
+        if plan.podman is not None:
+            yield Check("podman storage driver", plan.podman.driver.value, "podman:driver")
+
+    def rows(self, plan: TuningPlan, secret: Callable[[str], bool]) -> Iterator[Row]:
+        if plan.podman is not None:
+            d = plan.podman.driver
+            yield "podman storage driver", d.value, d.reason, d.source
