@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from fleetforge.facts.models import BtrfsFilesystem, PodmanInfo
 from fleetforge.nixos.modules import ensure_import, nixos_options, render_modules, to_nix
 from fleetforge.planner import plan_host
 from fleetforge.settings import HostSettings, settings_from_data
+from tests.components.helpers import facts, settings
 from tests.conftest import facts_from
 
 VARIANTS = ["qemu-virtio-blk-vda-bios", "qemu-virtio-scsi-sda-bios", "qemu-nvme-efi", "qemu-nvme-efi-zram-swap"]
@@ -46,6 +48,26 @@ def test_modules_parse_and_evaluate_to_the_plan(tmp_path, variant):
         assert nix_eval(f"import {directory / name} {{ }}") == options, name
     imports = nix_eval(f"map builtins.baseNameOf (import {directory} {{ }}).imports")
     assert sorted(imports) == sorted(nixos_options(plan, facts))
+
+
+def test_podman_and_btrfs_read_ahead_modules_evaluate_to_the_plan(tmp_path):
+    """A host whose Podman store and disk vdb are btrfs: podman.nix and btrfs-read-ahead.nix too."""
+    podman = PodmanInfo(
+        version="4.3.1", conf=None, driver=None, graphroot="/var/lib/containers/storage", runroot=None,
+        graphroot_fstype="btrfs", stores=[],
+    )  # fmt: skip
+    fsid = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+    host = facts(podman=podman, btrfs=[BtrfsFilesystem(fsid=fsid, bdi="btrfs-1", read_ahead_kb=4096, devices=["vdb"])])
+    plan = plan_host("h", host, settings())
+    directory = write_modules(tmp_path, render_modules(plan, host))
+    options = nixos_options(plan, host)
+    for name in ("podman.nix", "btrfs-read-ahead.nix"):
+        assert nix_eval(f"import {directory / name} {{ }}") == options[name], name
+    assert options["podman.nix"] == {
+        "virtualisation": {"containers": {"storage": {"settings": {"storage": {"driver": "btrfs"}}}}}
+    }
+    rule = f"w /sys/fs/btrfs/{fsid}/bdi/read_ahead_kb - - - - 4096"
+    assert options["btrfs-read-ahead.nix"] == {"systemd": {"tmpfiles": {"rules": [rule]}}}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

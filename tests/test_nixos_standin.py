@@ -5,11 +5,17 @@ one test per case of issue 12, each evaluated by the real ``nix-instantiate`` (n
 
 import json
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 
+from fleetforge.facts.models import BtrfsFilesystem, PodmanInfo
+from fleetforge.nixos.modules import render_modules
+from fleetforge.planner import plan_host
 from fleetforge.testbed.nixos_standin import STANDIN
+from tests.components.helpers import facts, settings
+from tests.test_nixos_standin_flake import rebuild_module
 
 NIXOS_KEY = "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="
 
@@ -57,6 +63,9 @@ def test_misspelt_option_does_not_exist(tmp_path):
         "services.nfs.server.export",
         "networking.firewall.extraInputRule",
         "networking.nftables.enabled",
+        "systemd.tmpfiles.rule",
+        "virtualisation.containers.storage.driver",
+        "virtualisation.containers.registries.searches",
     ],
 )
 def test_unknown_option_under_each_strict_namespace_does_not_exist(tmp_path, option):
@@ -281,3 +290,159 @@ def test_a_value_cannot_change_the_structure_of_the_evaluated_nix(tmp_path):
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
     out = evaluated(tmp_path, f'  services.udev.extraRules = "{escaped}";')
     assert out["config"]["services"]["udev"]["extraRules"] == value and not marker.exists()
+
+
+# -- Podman's storage driver and btrfs read-ahead: the modules fleetforge renders ---------------
+
+FSID = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+READ_AHEAD_RULE = f"w /sys/fs/btrfs/{FSID}/bdi/read_ahead_kb - - - - 4096"
+NIXOS_STORAGE = {"graphroot": "/var/lib/containers/storage", "runroot": "/run/containers/storage"}
+
+
+def btrfs_host_modules(tmp_path: Path) -> None:
+    """fleetforge's modules for a host whose Podman store and a second disk (vdb) are btrfs,
+    written to ``tmp_path/fleetforge`` (podman.nix and btrfs-read-ahead.nix among them)."""
+    podman = PodmanInfo(
+        version="4.3.1", conf=None, driver=None, graphroot="/var/lib/containers/storage", runroot=None,
+        graphroot_fstype="btrfs", stores=[],
+    )  # fmt: skip
+    btrfs = BtrfsFilesystem(fsid=FSID, bdi="btrfs-1", read_ahead_kb=4096, devices=["vdb"])
+    host = facts(podman=podman, btrfs=[btrfs])
+    files = render_modules(plan_host("h", host, settings()), host)
+    assert {"/etc/nixos/fleetforge/podman.nix", "/etc/nixos/fleetforge/btrfs-read-ahead.nix"} <= set(files)
+    for path, text in files.items():
+        target = tmp_path / Path(path).relative_to("/etc/nixos")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+
+def with_fleetforge(tmp_path: Path, config: str = "", extra: str = "", ok: bool = True):
+    """The host's configuration.nix (``config``) importing ``./extra.nix`` (``extra``), which
+    imports fleetforge's modules: the evaluated JSON, or Nix's error text when ``ok`` is false."""
+    btrfs_host_modules(tmp_path)
+    extra = f"  imports = [ ./fleetforge ];\n{extra}"
+    return evaluated(tmp_path, config, extra=extra) if ok else refused(tmp_path, config, extra=extra)
+
+
+@pytest.mark.parametrize("enable", ["virtualisation.podman.enable", "virtualisation.containers.enable"])
+def test_fleetforge_driver_beats_nixos_mkdefault_and_keeps_its_other_defaults(tmp_path, enable):
+    """containers.nix: `storage.settings.storage = { driver = mkDefault "overlay"; graphroot =
+    mkDefault ...; runroot = mkDefault ...; }` under `mkIf cfg.enable` (podman.enable sets it)."""
+    containers = with_fleetforge(tmp_path, f"  {enable} = true;")["config"]["virtualisation"]["containers"]
+    assert containers["enable"] is True
+    assert containers["storage"]["settings"] == {"storage": {"driver": "btrfs", **NIXOS_STORAGE}}
+
+
+def test_without_containers_enabled_storage_settings_are_not_read(tmp_path):
+    """NixOS generates storage.conf only under virtualisation.containers.enable: the module still
+    evaluates, and the stand-in prints no storage settings (nixos-rebuild writes no file)."""
+    containers = with_fleetforge(tmp_path)["config"]["virtualisation"]["containers"]
+    assert containers["enable"] is False and "settings" not in containers["storage"]
+
+
+def test_a_hosts_own_plain_driver_conflicts_and_its_mkforce_wins(tmp_path):
+    enable = "  virtualisation.containers.enable = true;\n"
+    err = with_fleetforge(
+        tmp_path, enable + '  virtualisation.containers.storage.settings.storage.driver = "overlay";', ok=False
+    )
+    assert "The option `virtualisation.containers.storage.settings.storage.driver' has conflicting definition" in err
+    forced = enable + '  virtualisation.containers.storage.settings.storage.driver = lib.mkForce "overlay";'
+    storage = with_fleetforge(tmp_path, forced)["config"]["virtualisation"]["containers"]["storage"]
+    assert storage["settings"]["storage"]["driver"] == "overlay"
+
+
+def test_storage_options_outside_settings_do_not_exist_and_null_is_no_toml_value(tmp_path):
+    err = with_fleetforge(tmp_path, '  virtualisation.containers.storage.driver = "btrfs";', ok=False)
+    assert "The option `virtualisation.containers.storage.driver' does not exist. Definition values:" in err
+    config = "  virtualisation.containers.enable = true;\n  virtualisation.containers.storage.settings.storage.runroot = null;"
+    err = with_fleetforge(tmp_path, config, ok=False)
+    assert (
+        "A definition for option `virtualisation.containers.storage.settings.storage.runroot' is not of type "
+        "`TOML value'."
+    ) in err
+
+
+def test_read_ahead_rules_concatenate_with_the_hosts_own(tmp_path):
+    own = "d /var/lib/builds 0755 root root -"
+    tmpfiles = with_fleetforge(tmp_path, f'  systemd.tmpfiles.rules = [ "{own}" ];')["config"]["systemd"]["tmpfiles"]
+    assert sorted(tmpfiles["rules"]) == sorted([own, READ_AHEAD_RULE]) and tmpfiles["settings"] == {}
+    err = with_fleetforge(tmp_path, f'  systemd.tmpfiles.rules = "{own}";', ok=False)
+    assert "A definition for option `systemd.tmpfiles.rules' is not of type `list of string'." in err
+    err = with_fleetforge(tmp_path, f'  systemd.tmpfiles.rule = [ "{own}" ];', ok=False)
+    assert "The option `systemd.tmpfiles.rule' does not exist." in err
+
+
+def test_tmpfiles_settings_entries_take_their_type_from_the_name(tmp_path):
+    cfg = evaluated(tmp_path, '  systemd.tmpfiles.settings."10-x"."/var/lib/x".d.mode = "0755";')["config"]
+    entry = cfg["systemd"]["tmpfiles"]["settings"]["10-x"]["/var/lib/x"]["d"]
+    assert entry == {"type": "d", "mode": "0755", "user": "-", "group": "-", "age": "-", "argument": ""}
+
+
+# -- nixos-rebuild's activation of them (files under a temporary /etc, commands recorded) ------
+
+
+def activation(tmp_path: Path, returncode: int = 0):
+    """The stand-in nixos-rebuild with /etc at ``tmp_path/etc`` and commands recorded, not run."""
+    nixos = rebuild_module(tmp_path)
+    nixos.ETC, nixos.NIXOS, ran = tmp_path / "etc", tmp_path, []
+
+    def sh(*argv, check=True):
+        ran.append(list(argv))
+        return subprocess.CompletedProcess(argv, returncode, "", "bad line" if returncode else "")
+
+    nixos.sh = sh
+    return nixos, ran
+
+
+def test_rebuild_writes_storage_conf_as_toml_only_where_containers_are_enabled(tmp_path):
+    nixos, _ = activation(tmp_path)
+    btrfs_host_modules(tmp_path)
+    (tmp_path / "configuration.nix").write_text(
+        "{ ... }: { imports = [ ./fleetforge ]; virtualisation.podman.enable = true; }\n"
+    )
+    nixos.activate_containers(nixos.evaluate(None)["virtualisation"]["containers"])
+    conf = tmp_path / "etc/containers/storage.conf"
+    assert conf.is_symlink() and conf.resolve() == tmp_path / "etc/static/containers/storage.conf"
+    assert tomllib.loads(conf.read_text()) == {"storage": {"driver": "btrfs", **NIXOS_STORAGE}}
+    nixos.activate_containers({"enable": False})  # a generation without it: NixOS's link removed
+    assert not conf.exists() and not conf.is_symlink()
+    conf.write_text('[storage]\ndriver = "overlay"\n')  # a file NixOS did not make stays
+    nixos.activate_containers({"enable": False})
+    assert conf.read_text() == '[storage]\ndriver = "overlay"\n'
+
+
+def test_toml_writer_round_trips_what_the_toml_type_holds(tmp_path):
+    nixos, _ = activation(tmp_path)
+    value = {
+        "top": 1,
+        "storage": {"driver": "overlay", "options": {"stores": ["/ro", 'q"x'], "overlay": {"mount opt": "nodev"}}},
+        "engine": {"flag": True, "ratio": 1.5, "hooks": [{"a": 1}], "text": "é\n\t\\", "empty": {}},
+    }
+    assert tomllib.loads(nixos.toml(value)) == value
+
+
+def test_rebuild_writes_00_nixos_conf_and_applies_it(tmp_path):
+    nixos, ran = activation(tmp_path)
+    nixos.activate_tmpfiles({"rules": [READ_AHEAD_RULE, "d /var/lib/builds 0755 root root -"]})
+    conf = tmp_path / "etc/tmpfiles.d/00-nixos.conf"
+    assert conf.is_symlink() and conf.read_text().splitlines() == [
+        "# This file is created automatically and should not be modified.",
+        "# Please change the option \u2018systemd.tmpfiles.rules\u2019 instead.",
+        "",
+        READ_AHEAD_RULE,
+        "d /var/lib/builds 0755 root root -",
+    ]
+    assert ran == [["systemd-tmpfiles", "--create", str(conf)]]
+    nixos.activate_tmpfiles({})  # a generation from before the option: NixOS's file, no rules
+    assert conf.read_text().endswith("instead.\n\n\n")
+
+
+@pytest.mark.parametrize(("returncode", "fails"), [(65, False), (73, False), (1, True)])
+def test_tmpfiles_errors_fail_a_switch_only_where_nixos_resetup_fails(tmp_path, returncode, fails):
+    """systemd-tmpfiles-resetup.service: SuccessExitStatus = "DATAERR CANTCREAT" (65, 73)."""
+    nixos, _ = activation(tmp_path, returncode)
+    if fails:
+        with pytest.raises(nixos.Fail, match="bad line"):
+            nixos.activate_tmpfiles({"rules": [READ_AHEAD_RULE]})
+    else:
+        nixos.activate_tmpfiles({"rules": [READ_AHEAD_RULE]})

@@ -41,7 +41,10 @@ def test_virtio_blk_reporting_rotational_is_virtual_not_hdd(base):
 
 def test_scheduler_and_read_ahead_by_disk_class(base):
     plan = plan_host("h", vm(base, 1, 1), HostSettings())
-    assert (plan.disks[0].scheduler.value, plan.disks[0].read_ahead_kb.value) == ("mq-deadline", 4096)  # 1 hardware queue
+    assert (plan.disks[0].scheduler.value, plan.disks[0].read_ahead_kb.value) == (
+        "mq-deadline",
+        4096,
+    )  # 1 hardware queue
     assert plan.disks[0].read_ahead_kb.source.startswith("fleetforge default: the Nix store")
     hdd = base.disks[0].model_copy(update={"transport": "sata"})
     plan = plan_host("h", with_(base, virtualization="none", disks=[hdd]), HostSettings())

@@ -35,9 +35,7 @@ def test_captured_debian_host_keeps_overlay_on_ext4_and_writes_nothing():
     assert p.podman.driver.value == "overlay" and not p.podman.write
     assert "is on ext4: the btrfs driver needs btrfs; keeping Podman's default overlay" in p.podman.driver.reason
     assert PODMAN.file(p, f) is None and PODMAN.nixos_options(p, f) is None
-    assert [(c.item, c.expected, c.path) for c in PODMAN.checks(p, False)] == [
-        ("podman storage driver", "overlay", "podman:driver")
-    ]
+    assert list(PODMAN.checks(p, False)) == []  # nothing fleetforge set
 
 
 def test_btrfs_graphroot_gets_the_btrfs_driver_in_a_complete_storage_conf():
@@ -50,6 +48,9 @@ def test_btrfs_graphroot_gets_the_btrfs_driver_in_a_complete_storage_conf():
     assert conf == {
         "storage": {"driver": "btrfs", "runroot": "/run/containers/storage", "graphroot": "/var/lib/containers/storage"}
     }
+    assert [(c.item, c.expected, c.path) for c in PODMAN.checks(p, False)] == [
+        ("podman storage driver", "btrfs", "podman:driver")
+    ]
     storage = PODMAN.nixos_options(p, f)["virtualisation"]["containers"]["storage"]["settings"]["storage"]
     assert storage == {"driver": "btrfs"}  # graphroot/runroot stay NixOS's mkDefault values
 
@@ -114,3 +115,14 @@ def test_rows_name_value_reason_and_source():
     p = plan_host("h", facts(podman=podman()), settings())
     ((item, value, reason, source),) = PODMAN.rows(p, lambda key: False)
     assert (item, value) == ("podman storage driver", "btrfs") and "is on btrfs" in reason and source
+
+
+def test_nixos_without_podman_enabled_gets_no_option_it_would_never_read():
+    nixos = facts().os.model_copy(update={"id": "nixos"})
+    f = facts(os=nixos, podman=podman(conf=None))  # NixOS generated no storage.conf
+    p = plan_host("h", f, settings())
+    assert not p.podman.write and "virtualisation.podman.enable" in p.podman.driver.reason
+    assert PODMAN.nixos_options(p, f) is None
+    enabled = facts(os=nixos, podman=podman(conf="/etc/containers/storage.conf", driver="overlay"))
+    options = PODMAN.nixos_options(plan_host("h", enabled, settings()), enabled)
+    assert options["virtualisation"]["containers"]["storage"]["settings"]["storage"] == {"driver": "btrfs"}

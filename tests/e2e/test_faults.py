@@ -42,7 +42,7 @@ FILES = {
 DIRS = "/etc/udev/rules.d /etc/sysctl.d /etc/systemd /etc/nix /tmp /var/tmp"
 STATE = (
     f"sha256sum {' '.join(FILES.values())} 2>/dev/null; ls -a {DIRS}; "
-    "for k in vm/swappiness vm/dirty_ratio vm/page-cluster net/core/rmem_max net/ipv4/tcp_rmem; "
+    "for k in vm/swappiness vm/watermark_scale_factor vm/watermark_boost_factor vm/dirty_ratio vm/page-cluster net/core/rmem_max net/ipv4/tcp_rmem; "
     "do echo $k=$(cat /proc/sys/$k); done; cat /sys/block/vd?/queue/scheduler /sys/block/vd?/queue/read_ahead_kb; "
     "swapon --show=NAME --noheadings; true"
 )

@@ -27,7 +27,8 @@ MANAGED = "/etc/udev/rules.d/60-fleetforge-io.rules /etc/sysctl.d/60-fleetforge.
 # Everything the tuning touches: managed files (hashes, backups), sysctls, disk queues, zram swap.
 STATE = (
     f"sha256sum {MANAGED} 2>/dev/null; ls -a /etc/udev/rules.d /etc/sysctl.d /etc/systemd /etc/nix; "
-    "for k in vm/swappiness vm/dirty_ratio vm/dirty_background_ratio vm/page-cluster vm/vfs_cache_pressure "
+    "for k in vm/swappiness vm/watermark_scale_factor vm/watermark_boost_factor vm/dirty_ratio "
+    "vm/dirty_background_ratio vm/page-cluster vm/vfs_cache_pressure "
     "net/core/rmem_max net/core/wmem_max net/ipv4/tcp_rmem net/ipv4/tcp_wmem net/ipv4/tcp_fastopen; "
     "do echo $k=$(cat /proc/sys/$k); done; "
     "cat /sys/block/vd?/queue/scheduler /sys/block/vd?/queue/read_ahead_kb; ls /sys/block; "

@@ -93,6 +93,18 @@ def test_plans_differ_per_host_and_explain_themselves(vms):
     assert (blk["nix"]["settings"]["cores"]["value"], scsi["nix"]["settings"]["cores"]["value"]) == ("1", "2")
     skipped = {s["key"]: s["reason"] for s in blk["skipped_sysctls"]}
     assert "does not exist" in skipped["net.netfilter.nf_conntrack_max"]  # no nf_conntrack module on the VMs
+    # the kernel's own scheduler choice by hardware queues: 1 vCPU -> 1 queue, 2 vCPUs -> 2 queues
+    assert [d["nr_hw_queues"] for d in facts["vm-blk-1"]["disks"]] == [1, 1]
+    assert [d["nr_hw_queues"] for d in facts["vm-scsi-1"]["disks"]] == [2, 2]
+    assert (blk["disks"][0]["scheduler"]["value"], scsi["disks"][0]["scheduler"]["value"]) == ("mq-deadline", "none")
+    # Podman from Debian, store on the ext4 root: its default kept, with the reason
+    assert blk["podman"]["driver"]["value"] == "overlay" and not blk["podman"]["write"]
+    assert "is on ext4: the btrfs driver needs btrfs" in blk["podman"]["driver"]["reason"]
+    assert (
+        blk["sysctls"]
+        and {"vm.watermark_scale_factor": "125"}.items()
+        <= {s["key"]: s["value"]["value"] for s in blk["sysctls"]}.items()
+    )
     for plan in plans.values():
         for disk in plan["disks"]:
             assert disk["scheduler"]["reason"] and disk["scheduler"]["source"]
@@ -103,8 +115,8 @@ def test_dry_run_shows_plan_and_diff_and_changes_nothing(vms):
     out = run("pyinfra", inventory(), "deploys/vps.py", "--dry")
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
-    assert "[vm-blk-1]  plan: vda none/ra 4096" in text
-    assert "Will create /etc/sysctl.d/60-fleetforge.conf" in text and "+ vm.swappiness = 133" in text
+    assert "[vm-blk-1]  plan: vda mq-deadline/ra 4096" in text and "[vm-scsi-1] plan: sda none/ra 4096" in text
+    assert "Will create /etc/sysctl.d/60-fleetforge.conf" in text and "+ vm.swappiness = 180" in text
     assert "Will modify /etc/systemd/zram-generator.conf" in text  # vm-scsi-1 has Debian's default
     assert "Beginning operation run" not in text
     assert {name: state(vms, name) for name in before} == before
@@ -113,7 +125,7 @@ def test_dry_run_shows_plan_and_diff_and_changes_nothing(vms):
 def test_verify_fails_before_the_deploy(vms):
     out = run("fleetforge", "verify", inventory())
     assert out.returncode == 1
-    assert "FAIL vm-blk-1: vda scheduler: expected 'none', got 'mq-deadline'" in out.stdout
+    assert "FAIL vm-blk-1: vda read_ahead_kb: expected '4096', got '128'" in out.stdout
 
 
 def test_deploy_then_verify_passes(vms):
@@ -124,6 +136,8 @@ def test_deploy_then_verify_passes(vms):
     # live values, plus the SHA-256 of every file the deploy wrote and zram-generator installed
     assert re.search(r"vm-blk-1: (\d+)/\1 checks passed", verify.stdout), verify.stdout
     assert int(re.search(r"vm-blk-1: (\d+)/", verify.stdout)[1]) >= 33
+    # the ext4 store keeps Debian's setup: no storage.conf written
+    assert vms.ssh("vm-blk-1", "test -e /etc/containers/storage.conf").returncode == 1
 
 
 def test_debian_default_zram_is_replaced_not_stacked(vms):
@@ -151,17 +165,17 @@ def test_second_run_changes_nothing(vms):
 
 
 def test_drift_is_reported_by_verify_and_repaired_by_the_next_run(vms):
-    vms.ssh("vm-blk-1", "sysctl -qw vm.swappiness=60 && echo mq-deadline > /sys/block/vda/queue/scheduler", check=True)
+    vms.ssh("vm-blk-1", "sysctl -qw vm.swappiness=60 && echo none > /sys/block/vda/queue/scheduler", check=True)
     out = run("fleetforge", "verify", inventory())
     assert out.returncode == 1
-    assert "FAIL vm-blk-1: sysctl vm.swappiness: expected '133', got '60'" in out.stdout
-    assert "FAIL vm-blk-1: vda scheduler: expected 'none', got 'mq-deadline'" in out.stdout
+    assert "FAIL vm-blk-1: sysctl vm.swappiness: expected '180', got '60'" in out.stdout
+    assert "FAIL vm-blk-1: vda scheduler: expected 'mq-deadline', got 'none'" in out.stdout
     assert re.search(r"vm-scsi-1: (\d+)/\1 checks passed", out.stdout), out.stdout
     pytest_out = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "fleetforge/pytest_checks.py")
     assert pytest_out.returncode == 1 and "2 failed" in pytest_out.stdout
-    assert "vm-blk-1: sysctl vm.swappiness: expected '133', got '60'" in pytest_out.stdout
+    assert "vm-blk-1: sysctl vm.swappiness: expected '180', got '60'" in pytest_out.stdout
     redeploy = run("pyinfra", "-y", inventory(), "deploys/vps.py")
-    assert "live state differs from the plan: sysctl vm.swappiness: 60 -> 133" in redeploy.stdout + redeploy.stderr
+    assert "live state differs from the plan: sysctl vm.swappiness: 60 -> 180" in redeploy.stdout + redeploy.stderr
     assert run("fleetforge", "verify", inventory()).returncode == 0
 
 

@@ -92,8 +92,8 @@ def _virtual_rule(disk: Disk) -> tuple[str, str, str]:
     Multi-queue (virtio-blk/virtio-scsi with ``num-queues`` > 1, QEMU's default of one per
     vCPU): none, as the kernel picks it. Single-queue: mq-deadline, as the kernel picks it; the
     2023 linux-block patch "virtio_blk: set the default scheduler to none" was dropped pending
-    data, so fleetforge has no source for overriding the kernel there (``fleetforge tune
-    --measure`` can settle it per host).
+    data, so fleetforge has no source for overriding the kernel there (measure the host and set
+    ``io_scheduler`` in host data to change it).
     """
     queues = disk.nr_hw_queues
     if queues is not None and queues > 1:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from fleetforge.settings import HostSettings
 
 MAN = "containers-storage.conf(5) (driver)"
+NIXOS_CONTAINERS = "nixos/modules/virtualisation/containers.nix (config = mkIf cfg.enable)"
 DEFAULT_DRIVER = "overlay"  # what Podman picks on an unset driver where the kernel has overlay
 DEFAULT_RUNROOT = "/run/containers/storage"
 HEADER = "# Managed by fleetforge (podman component)"
@@ -96,8 +97,19 @@ def plan_podman(host: str, facts: HostFacts, settings: HostSettings) -> PodmanPl
     info = facts.podman
     if info is None or not settings.podman:
         return None
-    driver = _planned_driver(host, info, settings)
     current = driver_in_use(info)
+    if facts.os.is_nixos and info.conf is None and not settings.containers_storage_driver:
+        # NixOS generates storage.conf only with virtualisation.podman.enable (or .containers.enable):
+        # without it the option fleetforge would set is never read
+        reason = "NixOS without virtualisation.podman.enable: storage.conf is not generated, Podman's default stays"
+        return PodmanPlan(
+            driver=Planned(value=current, reason=reason, source=NIXOS_CONTAINERS),
+            driver_before=current,
+            graphroot=info.graphroot,
+            runroot=info.runroot or DEFAULT_RUNROOT,
+            write=False,
+        )
+    driver = _planned_driver(host, info, settings)
     if driver.value != current:
         _refuse_hidden_data(host, info, driver.value, settings)
     return PodmanPlan(
@@ -154,7 +166,10 @@ class Podman(Component):
         return {"virtualisation": {"containers": {"storage": {"settings": storage}}}}
 
     def checks(self, plan: TuningPlan, nixos: bool) -> Iterator[Check]:
-        if plan.podman is not None:
+        """Where fleetforge sets the driver: ``podman info``'s graph driver is the planned one (a
+        kept distribution default is not fleetforge's to check, and ``podman info`` costs a
+        second of CPU on a small VM)."""
+        if plan.podman is not None and plan.podman.write:
             yield Check("podman storage driver", plan.podman.driver.value, "podman:driver")
 
     def rows(self, plan: TuningPlan, secret: Callable[[str], bool]) -> Iterator[Row]:

@@ -78,14 +78,16 @@ def plan_zram(host: str, facts: HostFacts, settings: HostSettings) -> ZramPlan:
     else:
         algorithm = Planned(
             value="zstd",
-            reason="best ratio of the kernel's zram compressors at acceptable speed",
-            source="Fedora and NixOS zramSwap.algorithm defaults",
+            reason="good compression and fast (NixOS's zramSwap.algorithm default, as its description says)",
+            source="nixos/modules/config/zram.nix (zramSwap.algorithm default)",
         )
     if settings.zram_priority is not None:
         priority = Planned(value=settings.zram_priority, reason="set in host data", source=DATA)
     else:
         priority = Planned(
-            value=100, reason="above any disk swap, so zram fills first", source="zram-generator default swap-priority"
+            value=100,
+            reason="above any disk swap, so zram fills first (zram-generator's own default)",
+            source="zram-generator.conf(5) (swap-priority)",
         )
     enabled = Planned(
         value=settings.zram,

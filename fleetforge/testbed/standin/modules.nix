@@ -177,14 +177,16 @@ let
     }) (definedAt path defs);
   };
 
-  # Options that nix-instantiate prints: every declared option but those marked `output = false`.
+  # Options that nix-instantiate prints: every declared option but those marked `output = false`
+  # or whose `output = config: BOOL` is false for the evaluated `root` config (an option NixOS
+  # reads only under its module's enable, and which has no value otherwise).
   # Forcing each namespace (seq) runs its "does not exist" check even when nothing in it is printed.
-  outputOf = decls: cfg: builtins.seq cfg (builtins.listToAttrs (concatMap (n:
-    let d = decls.${n}; in
+  outputOf = root: decls: cfg: builtins.seq cfg (builtins.listToAttrs (concatMap (n:
+    let d = decls.${n}; shown = d.output or true; in
     if n == "_strict" || elem (d._type or "") [ "alias" "removed" ] then [ ]
-    else if d._type or "" == "option" then optional (d.output or true)
+    else if d._type or "" == "option" then optional (if isFunction shown then shown root else shown)
       { name = n; value = (d.type or types.unspecified).output cfg.${n}; }
-    else [ { name = n; value = outputOf d cfg.${n}; } ]) (attrNames decls)));
+    else [ { name = n; value = outputOf root d cfg.${n}; } ]) (attrNames decls)));
 
   # declarations: the option tree (options.nix); builtinModules: NixOS's own definitions;
   # aliases/removed: [ { from; to; } ] / [ { path; message; } ] (declared as markers too).
@@ -199,7 +201,7 @@ let
         loc = [ ]; decls = options; mode = "lenient"; root = config;
         defs = defs ++ map (m: { inherit (m) file; value = m.config; }) special;
       };
-    in { inherit config options; output = outputOf declarations config; };
+    in { inherit config options; output = outputOf config declarations config; };
 in
 {
   inherit evalModules evalOption mergeDefinitions mergeNode filterOverrides pushDownProperties

@@ -5,7 +5,9 @@
 # ("The option `X' does not exist.") like NixOS; the other options of a strict namespace are
 # declared too (sometimes with a looser type, marked "approx") so ordinary configurations
 # still evaluate. Options marked `output = false` are never forced: they hold packages, which
-# the stand-in has none of.
+# the stand-in has none of; `output = config: BOOL` prints an option only where NixOS reads it
+# (one without a default, read under its module's `mkIf cfg.enable`). Packages NixOS's own
+# definitions put into values are "<name>" placeholders.
 { lib, release }:
 let
   inherit (lib) mkOption types mkIf mkDefault mkAfter optional;
@@ -115,6 +117,17 @@ let
   } // lib.genAttrs [ "requires" "wants" "upholds" "after" "before" "bindsTo" "partOf" "conflicts"
                       "requisite" "wantedBy" "requiredBy" "upheldBy" "aliases" "onFailure" "onSuccess" ]
     (n: listOfStr);
+
+  # systemd.tmpfiles.settings.<config-name>.<path>.<tmpfiles-type> (system/boot/systemd/tmpfiles.nix)
+  tmpfilesEntry = { name }: {
+    _strict = true;
+    type = opt types.str name;
+    mode = opt types.str "-";
+    user = opt types.str "-";
+    group = opt types.str "-";
+    age = opt types.str "-";
+    argument = opt types.str "";
+  };
 
   noTrailingSlash = types.str // {
     description = "string (with check: non-empty without trailing slash)";
@@ -267,6 +280,41 @@ in
 
     fileSystems = opt (types.attrsOf (types.submodule fileSystemOptions)) { }; # tasks/filesystems.nix
     systemd.services = opt (types.attrsOf (types.submodule serviceOptions)) { }; # lib/systemd-unit-options.nix
+    # system/boot/systemd/tmpfiles.nix (@9ab61b25): rules go to /etc/tmpfiles.d/00-nixos.conf.
+    # NixOS's own rules there (d /run/lock 0755, L+ .../gcroots/booted-system, R! ...) are not
+    # modelled: they only concatenate, and applying them would change the Debian VM itself.
+    systemd.tmpfiles = strict {
+      rules = listOfStr;
+      settings = opt (types.attrsOf (types.attrsOf (types.attrsOf (types.submodule tmpfilesEntry)))) { };
+      packages = mkOption { type = types.listOf types.anything; default = [ ]; output = false; }; # apply = map getLib: approx
+    };
+
+    virtualisation = {
+      # virtualisation/containers.nix (@df7e8710; the same in a formatted index copy, faukah/nixpkgs @3b20077c)
+      containers = strict {
+        enable = opt types.bool false;
+        ociSeccompBpfHook = strict { enable = opt types.bool false; };
+        containersConf = strict {
+          settings = opt tomlValue { };
+          # listOf package, no default; containers.nix defines [ pkgs.cni-plugins ] under enable
+          cniPlugins = mkOption { type = types.listOf types.anything; output = false; };
+        };
+        # toml.type, NO default: read (toml.generate "storage.conf") only under enable, where
+        # containers.nix defines it; printed there only
+        storage = strict {
+          settings = mkOption { type = tomlValue; output = config: config.virtualisation.containers.enable; };
+        };
+        registries = strict {
+          search = opt (types.listOf types.str) [ "docker.io" "quay.io" ];
+          insecure = listOfStr;
+          block = listOfStr;
+        };
+        policy = opt types.attrs { };
+      };
+      # virtualisation/podman/default.nix (@2c20fe0d): only `enable` declared, the rest of
+      # virtualisation.podman is not modelled (lenient: approx)
+      podman.enable = opt types.bool false;
+    };
   };
 
   aliases = lib.optionals has.harmoniaCache
@@ -308,6 +356,26 @@ in
           })
         ];
       })
+    ({ config, ... }:
+      let cfg = config.virtualisation.containers; in {
+        _file = nixpkgs "virtualisation/containers.nix";
+        config = mkIf cfg.enable {
+          virtualisation.containers.containersConf.cniPlugins = [ "<cni-plugins>" ];
+          virtualisation.containers.containersConf.settings = {
+            network.cni_plugin_dirs = map (p: "${p}/bin") cfg.containersConf.cniPlugins;
+            engine = { init_path = "<catatonit>/bin/catatonit"; }
+              // lib.optionalAttrs cfg.ociSeccompBpfHook.enable { hooks_dir = [ "<oci-seccomp-bpf-hook>" ]; };
+          };
+          virtualisation.containers.storage.settings.storage = {
+            driver = mkDefault "overlay";
+            graphroot = mkDefault "/var/lib/containers/storage";
+            runroot = mkDefault "/run/containers/storage";
+          };
+        };
+      })
+    ({ config, ... }: { _file = nixpkgs "virtualisation/podman/default.nix";
+      # "Enable common /etc/containers configuration"
+      config = mkIf config.virtualisation.podman.enable { virtualisation.containers.enable = true; }; })
     ({ config, ... }:
       let cfg = config.services.harmonia; in {
         _file = nixpkgs "services/networking/harmonia.nix";
