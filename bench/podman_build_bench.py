@@ -56,25 +56,15 @@ def podman(driver: str, root: str, *args: str) -> str:
 
 
 def build_seconds(tb: Testbed, vm: str, driver: str, root: str) -> float:
-    """One ``--no-cache`` build, timed on the VM (``date +%s.%N`` around it), image removed after."""
+    """One ``--no-cache`` build, timed on the VM (``date +%s.%N`` around it), image removed after;
+    ``CalledProcessError`` if the build fails."""
     build = podman(
-        driver,
-        root,
-        "build",
-        "-q",
-        "--format",
-        "docker",
-        "--no-cache",
-        "--network",
-        "none",
-        "-t",
-        "ffbench:1",
-        '"$ctx"',
+        driver, root, "build", "-q", "--format", "docker", "--no-cache", "--network", "none", "-t", "ffbench:1"
     )
+    remove = podman(driver, root, "rmi", "-f", "ffbench:1")
     script = (
-        "ctx=$(cat /root/ffbench-ctx); a=$(date +%s.%N); "
-        f"{build} >/dev/null; b=$(date +%s.%N); {podman(driver, root, 'rmi', '-f', 'ffbench:1')} >/dev/null; "
-        'echo "$a $b"'
+        "set -e; ctx=$(cat /root/ffbench-ctx); a=$(date +%s.%N); "
+        f'{build} "$ctx" >/dev/null 2>&1; b=$(date +%s.%N); {remove} >/dev/null; echo "$a $b"'
     )
     a, b = tb.ssh(vm, script, check=True).stdout.split()
     return float(b) - float(a)

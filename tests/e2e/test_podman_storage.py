@@ -121,3 +121,28 @@ def test_allowed_switch_gives_btrfs_keeps_the_old_image_and_runs_a_container(vm)
     verify = run("fleetforge", "verify", str(inventory), env={"FF_TEST_DATA": json.dumps(data)})
     assert verify.returncode == 0, verify.stdout
     assert re.search(r"vm-blk-1: (\d+)/\1 checks passed", verify.stdout), verify.stdout
+
+
+def kib_per_read_request(testbed, device_kb: int, bdi_kb: int) -> int:
+    """Average size of vdb's read requests while a 64 MiB file on the btrfs is read cold, with the
+    disk's and the btrfs bdi's read-ahead set as given (``/sys/block/vdb/stat`` before and after)."""
+    script = (
+        f"echo {device_kb} > /sys/block/vdb/queue/read_ahead_kb && "
+        f"for f in /sys/fs/btrfs/*/bdi; do echo {bdi_kb} > $f/read_ahead_kb; done && "
+        "echo 3 > /proc/sys/vm/drop_caches && s1=$(awk '{print $1, $3}' /sys/block/vdb/stat) && "
+        "dd if=/mnt/fleetforge/home/ra-file of=/dev/null bs=4k 2>/dev/null && "
+        "s2=$(awk '{print $1, $3}' /sys/block/vdb/stat) && echo $s1 $s2"
+    )
+    ios1, sectors1, ios2, sectors2 = map(int, testbed.ssh(VM, script, check=True).stdout.split())
+    return (sectors2 - sectors1) // 2 // (ios2 - ios1)
+
+
+def test_file_reads_on_btrfs_follow_the_bdi_not_the_disk(vm):
+    """Why the plan sets the bdi: with the disk's read-ahead high and the bdi's low, a cold read
+    goes in small requests; the other way round in large ones (up to max_sectors_kb)."""
+    testbed, _ = vm
+    testbed.ssh(VM, "head -c 64M /dev/urandom > /mnt/fleetforge/home/ra-file && sync", check=True)
+    disk_high = kib_per_read_request(testbed, 8192, 128)
+    bdi_high = kib_per_read_request(testbed, 128, 4096)
+    print(f"KiB per read request: disk 8192/bdi 128 -> {disk_high}; disk 128/bdi 4096 -> {bdi_high}")
+    assert disk_high <= 136 and bdi_high >= 4 * disk_high
