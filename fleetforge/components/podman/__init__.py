@@ -10,8 +10,8 @@ has no daemon; each command reads the file). NixOS:
 
 Why btrfs there: on btrfs the ``btrfs`` driver keeps each layer as a subvolume and each
 container's layer as a snapshot, instead of overlay mounts whose upper directories sit on top of
-btrfs; the OVH tuning guide the project started from claims 30-50 % faster builds, and
-``bench/podman_build_bench.py`` measures it (``docs/podman.md``).
+btrfs. The OVH tuning guide the project started from claims 30-50 % faster builds;
+``bench/podman_build_bench.py`` measured no difference on the test VMs (``docs/podman.md``).
 
 Why refuse a switch: containers-storage keeps each driver's images and containers apart
 (``<graphroot>/<driver>-images``); after a switch Podman no longer shows the old driver's
@@ -66,7 +66,8 @@ def _planned_driver(host: str, info: PodmanInfo, settings: HostSettings) -> Plan
         return Planned(
             value="btrfs",
             reason=f"{where}: layers become btrfs subvolumes and snapshots instead of overlay mounts on btrfs",
-            source=f"{MAN}; fleetforge default: native snapshots, measured in docs/podman.md",
+            source=f"{MAN}; fleetforge default: layers as btrfs snapshots, not overlay mounts on btrfs "
+            "(no build speed-up measured: docs/podman.md)",
         )
     kept = driver_in_use(info)
     which = "the configured" if info.driver else "Podman's default"
