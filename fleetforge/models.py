@@ -115,8 +115,8 @@ class BtrfsReadAheadPlan(Model):
 class PodmanPlan(Model):
     """Podman's storage driver (containers-storage.conf(5)) where Podman is installed.
 
-    ``driver_before``: the driver Podman used before; ``write``: storage.conf (NixOS: the
-    option) is written, which is when the driver changes or the configured one differs.
+    ``driver_before``: the driver Podman used before; ``write``: fleetforge sets the driver
+    (host data or the btrfs rule), so storage.conf (NixOS: the option) is written and verified.
     """
 
     driver: Planned[str]

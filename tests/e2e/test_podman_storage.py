@@ -118,9 +118,12 @@ def test_allowed_switch_gives_btrfs_keeps_the_old_image_and_runs_a_container(vm)
     device_kb, bdi = readings(testbed)
     print(f"after the deploy: vdb queue/read_ahead_kb={device_kb}, btrfs bdi read_ahead_kb={bdi}")
     assert device_kb == 8192 and list(bdi.values()) == [8192]  # host data reached the knob that acts
-    verify = run("fleetforge", "verify", str(inventory), env={"FF_TEST_DATA": json.dumps(data)})
+    verify = run("fleetforge", "verify", str(inventory), "--json", env={"FF_TEST_DATA": json.dumps(data)})
     assert verify.returncode == 0, verify.stdout
-    assert re.search(r"vm-blk-1: (\d+)/\1 checks passed", verify.stdout), verify.stdout
+    results = {r["item"]: r for r in json.loads(verify.stdout)["results"]}
+    assert results["podman storage driver"]["actual"] == "btrfs"  # podman info, after the deploy
+    (bdi,) = [r for item, r in results.items() if item.startswith("btrfs ") and item.endswith("read_ahead_kb")]
+    assert bdi["actual"] == "8192" and bdi["severity"] == "ok"
 
 
 def kib_per_read_request(testbed, device_kb: int, bdi_kb: int) -> int:

@@ -55,23 +55,28 @@ def driver_in_use(info: PodmanInfo) -> str:
     return used[0] if used else DEFAULT_DRIVER
 
 
-def _planned_driver(host: str, info: PodmanInfo, settings: HostSettings) -> Planned[str]:
+def _planned_driver(host: str, info: PodmanInfo, settings: HostSettings) -> tuple[Planned[str], bool]:
+    """``(driver, managed)``: the planned driver, and whether fleetforge sets it (host data or the
+    btrfs rule) rather than keeping what the host has. ``managed`` does not depend on what an
+    earlier deploy wrote, so a re-run plans (and verify checks) the same."""
     where = f"graphroot {info.graphroot} is on {info.graphroot_fstype or 'an unknown filesystem'}"
     if settings.containers_storage_driver:
         if settings.containers_storage_driver == "btrfs" and info.graphroot_fstype != "btrfs":
             needs = "the btrfs driver needs btrfs"
             raise PlanError(host, "containers_storage_driver", f"expected overlay or vfs: {where}, and {needs}")
-        return Planned(value=settings.containers_storage_driver, reason="set in host data", source=DATA)
+        return Planned(value=settings.containers_storage_driver, reason="set in host data", source=DATA), True
     if info.graphroot_fstype == "btrfs":
-        return Planned(
+        planned = Planned(
             value="btrfs",
             reason=f"{where}: layers become btrfs subvolumes and snapshots instead of overlay mounts on btrfs",
             source=f"{MAN}; fleetforge default: layers as btrfs snapshots, not overlay mounts on btrfs "
             "(no build speed-up measured: docs/podman.md)",
         )
+        return planned, True
     kept = driver_in_use(info)
     which = "the configured" if info.driver else "Podman's default"
-    return Planned(value=kept, reason=f"{where}: the btrfs driver needs btrfs; keeping {which} {kept}", source=MAN)
+    reason = f"{where}: the btrfs driver needs btrfs; keeping {which} {kept}"
+    return Planned(value=kept, reason=reason, source=MAN), False
 
 
 def _refuse_hidden_data(host: str, info: PodmanInfo, driver: str, settings: HostSettings) -> None:
@@ -110,7 +115,7 @@ def plan_podman(host: str, facts: HostFacts, settings: HostSettings) -> PodmanPl
             runroot=info.runroot or DEFAULT_RUNROOT,
             write=False,
         )
-    driver = _planned_driver(host, info, settings)
+    driver, managed = _planned_driver(host, info, settings)
     if driver.value != current:
         _refuse_hidden_data(host, info, driver.value, settings)
     return PodmanPlan(
@@ -118,7 +123,7 @@ def plan_podman(host: str, facts: HostFacts, settings: HostSettings) -> PodmanPl
         driver_before=current,
         graphroot=info.graphroot,
         runroot=info.runroot or DEFAULT_RUNROOT,
-        write=driver.value != current or (info.driver is not None and info.driver != driver.value),
+        write=managed,
     )
 
 
