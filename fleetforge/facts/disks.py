@@ -6,6 +6,7 @@ be kernel names, text fields hold no control characters (``sections``).
 from __future__ import annotations
 
 import json
+import re
 
 from pyinfra.api.exceptions import FactProcessError
 
@@ -24,6 +25,12 @@ from fleetforge.facts.sections import (
 )
 
 IGNORED_DISK_PREFIXES = ("loop", "zram", "ram", "sr", "fd", "nbd", "dm-", "md")
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
+def _count(fact: str, field: str, value: str) -> str:
+    """``value`` if it is a count in ASCII digits (``int()`` would take ``-1``, ``+3``, ``1_000``)."""
+    return host_value(fact, field, value, _DIGITS, "a count like 1 or 4")
 
 
 def parse_disks(lsblk_lines: list[str], queue_lines: list[str], byid_lines: list[str]) -> list[Disk]:
@@ -77,7 +84,7 @@ def parse_disks(lsblk_lines: list[str], queue_lines: list[str], byid_lines: list
                 read_ahead_kb=int(read_ahead),
                 nr_requests=int(nr_requests) if nr_requests.strip() else None,
                 partitions=[_partition(child) for child in dev.get("children") or []],
-                nr_hw_queues=int(hw_queues) if hw_queues.strip() else None,
+                nr_hw_queues=int(_count("HostProbe", f"nr_hw_queues of {name}", hw_queues)) if hw_queues else None,
             )
         )
     return disks

@@ -124,7 +124,7 @@ if command -v podman >/dev/null 2>&1; then
     echo "conf $c"
     # the [storage] table's key = "value" lines (containers-storage.conf(5)), checked again in Python
     s=$(sed -n '/^[[:space:]]*\[storage\][[:space:]]*$/,/^[[:space:]]*\[/p' "$c" |
-      sed -n 's/^[[:space:]]*\([a-z_]*\)[[:space:]]*=[[:space:]]*"\([^"]*\)".*/set \1 \2/p')
+      sed -n 's/^[[:space:]]*\([a-z_]*\)[[:space:]]*=[[:space:]]*["'"'"']\([^"'"'"']*\)["'"'"'].*/set \1 \2/p')
     printf '%s\n' "$s"; g=$(printf '%s\n' "$s" | sed -n 's/^set graphroot //p' | head -n1)
     break
   done

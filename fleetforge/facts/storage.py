@@ -15,7 +15,10 @@ from fleetforge.facts.sections import WORD, host_value, kernel_name
 FSID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 BDI_NAME = re.compile(r"btrfs-[0-9]+")
 # Store paths written back into storage.conf: absolute, of plain path characters only.
-STORE_PATH = re.compile(r"/(?:[A-Za-z0-9._+@-]+/?)*")
+# (One way to match each string: a nested quantifier here would backtrack exponentially.)
+STORE_PATH = re.compile(r"/(?:[A-Za-z0-9._+@-]+(?:/[A-Za-z0-9._+@-]+)*/?)?")
+# findmnt FSTYPE: ext4, btrfs, fuse.mergerfs, fuse-overlayfs
+FSTYPE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 NIX_SETTING = re.compile(r"[a-z0-9][a-z0-9-]*")
 _VERSION = re.compile(r"podman version (\d+(?:\.\d+){1,2}\S*)")
 _STORE = re.compile(r"([a-z0-9]+)-(images|containers)")
@@ -25,7 +28,7 @@ DEFAULT_GRAPHROOT = "/var/lib/containers/storage"
 
 def parse_btrfs(lines: list[str]) -> list[BtrfsFilesystem]:
     """``fsid|bdi|read_ahead_kb|dev dev `` lines -> mounted btrfs filesystems."""
-    filesystems = []
+    filesystems: list[BtrfsFilesystem] = []
     for line in lines:
         if not line.strip():
             continue
@@ -34,6 +37,8 @@ def parse_btrfs(lines: list[str]) -> list[BtrfsFilesystem]:
             raise FactProcessError(f"HostProbe: bad btrfs line {line!r}")
         fsid = host_value("HostProbe", "btrfs fsid", parts[0], FSID, "a filesystem UUID")
         bdi = host_value("HostProbe", f"bdi of btrfs {fsid}", parts[1], BDI_NAME, "a bdi name like btrfs-1")
+        if any(fs.fsid == fsid for fs in filesystems):
+            raise FactProcessError(f"HostProbe: btrfs fsid: {fsid!r} listed twice")
         devices = [kernel_name("HostProbe", f"device of btrfs {fsid}", d) for d in parts[3].split()]
         filesystems.append(BtrfsFilesystem(fsid=fsid, bdi=bdi, read_ahead_kb=int(parts[2]), devices=devices))
     return filesystems
@@ -74,7 +79,8 @@ def parse_podman(lines: list[str]) -> PodmanInfo | None:
             name, _, value = rest.partition(" ")
             values.setdefault(name, value)
         elif key == "fstype":
-            fstype = host_value("HostProbe", "graphroot fstype", rest, WORD, "a filesystem type like btrfs") or None
+            expected = "a filesystem type like btrfs"
+            fstype = host_value("HostProbe", "graphroot fstype", rest, FSTYPE, expected) if rest else None
         elif key == "store":
             kind, _, number = rest.partition(" ")
             match = _STORE.fullmatch(kind)

@@ -71,9 +71,25 @@ def test_an_existing_storage_conf_keeps_its_other_lines_and_rewriting_is_stable(
     assert PODMAN.file(plan_host("h", again, settings()), again) == text  # stable on a re-run
 
 
-def test_a_file_without_a_storage_table_gets_one_before_its_other_tables():
-    before, table, after = split_storage_conf('[storage.options.overlay]\nmountopt = "nodev"\n')
-    assert (before, table) == ([], []) and after == ["[storage.options.overlay]", 'mountopt = "nodev"']
+def test_a_file_without_a_storage_table_gets_one_after_its_other_lines():
+    current = 'top = 1\n[storage.options.overlay]\nmountopt = "nodev"\n'
+    before, table, after = split_storage_conf(current)
+    assert (before, table, after) == (["top = 1", "[storage.options.overlay]", 'mountopt = "nodev"'], [], [])
+    f = with_conf(current)
+    conf = tomllib.loads(PODMAN.file(plan_host("h", f, settings()), f))
+    assert conf["top"] == 1 and conf["storage"]["driver"] == "btrfs"  # top-level keys stay top-level
+    assert conf["storage"]["options"]["overlay"] == {"mountopt": "nodev"}
+
+
+def test_a_storage_conf_that_lines_cannot_edit_safely_is_refused_before_anything_is_written():
+    tricky = '[storage]\ndriver = "overlay"\nnote = """\n[x]\n"""\n'  # a table header inside a string
+    with pytest.raises(PlanError, match=r"host h: storage.conf: expected a storage.conf fleetforge can edit"):
+        plan_host("h", with_conf(tricky), settings())
+    with pytest.raises(PlanError, match=r"is not TOML"):
+        plan_host("h", with_conf("[storage\n"), settings())
+    other = "[storage]\ngraphroot = '/srv/c'\n"  # a literal string the probe's sed once missed
+    with pytest.raises(PlanError, match=r"storage.conf: expected graphroot '/var/lib/containers/storage'"):
+        plan_host("h", with_conf(other), settings())
 
 
 def test_a_store_with_images_is_not_switched_silently():

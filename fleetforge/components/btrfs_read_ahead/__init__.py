@@ -17,6 +17,7 @@ boot once the filesystems are mounted, skipped for one that is not), applied wit
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -127,7 +128,7 @@ class BtrfsReadAhead(Component):
             fsid = item.removeprefix("btrfs ").removesuffix(" read_ahead_kb")
             if not (item.startswith("btrfs ") and item.endswith(" read_ahead_kb")) or value == post.checks.get(item):
                 continue
-            if FSID.fullmatch(fsid) and value is not None and value.isdigit():
+            if FSID.fullmatch(fsid) and value is not None and re.fullmatch(r"[0-9]{1,9}", value):
                 cmds.append(f"{shlex.join(['echo', value])} > {shlex.quote(bdi_path(fsid))}")
             else:
                 problems.append(f"{item!r} = {value!r} is not restored: not a btrfs fsid and a number")

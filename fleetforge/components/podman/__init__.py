@@ -23,6 +23,7 @@ deletes them and switches a store that holds any only when host data says
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -41,9 +42,13 @@ NIXOS_CONTAINERS = "nixos/modules/virtualisation/containers.nix (config = mkIf c
 DEFAULT_DRIVER = "overlay"  # what Podman picks on an unset driver where the kernel has overlay
 DEFAULT_RUNROOT = "/run/containers/storage"
 HEADER = "# Managed by fleetforge (podman component)"
-_STORAGE_TABLE = re.compile(r"\s*\[storage\]\s*(?:#.*)?")
+_STORAGE_TABLE = re.compile(r"""\s*\[\s*(?:storage|"storage"|'storage')\s*\]\s*(?:#.*)?""")
 _TABLE = re.compile(r"\s*\[")
-_DRIVER_KEY = re.compile(r"\s*driver\s*=")
+
+
+def _key(name: str) -> re.Pattern[str]:
+    """A ``name = ...`` line, the key bare or quoted (TOML v1.0.0, "Keys")."""
+    return re.compile(rf"""\s*(?:{name}|"{name}"|'{name}')\s*=""")
 
 
 def driver_in_use(info: PodmanInfo) -> str:
@@ -118,29 +123,85 @@ def plan_podman(host: str, facts: HostFacts, settings: HostSettings) -> PodmanPl
     driver, managed = _planned_driver(host, info, settings)
     if driver.value != current:
         _refuse_hidden_data(host, info, driver.value, settings)
-    return PodmanPlan(
+    plan = PodmanPlan(
         driver=driver,
         driver_before=current,
         graphroot=info.graphroot,
         runroot=info.runroot or DEFAULT_RUNROOT,
         write=managed,
     )
+    if managed and not facts.os.is_nixos:
+        _check_storage_conf(host, plan, facts)
+    return plan
+
+
+def _check_storage_conf(host: str, plan: PodmanPlan, facts: HostFacts) -> None:
+    """``PlanError`` (key ``storage.conf``) before anything is written when the host's
+    storage.conf cannot be rewritten or sets another graphroot than the one the plan is for."""
+    current = facts.files.get(STORAGE_CONF)
+    try:
+        storage_conf(plan, current.content if current else None)
+        graphroot = tomllib.loads(current.content).get("storage", {}).get("graphroot") if current else None
+    except ValueError as exc:
+        raise PlanError(host, "storage.conf", f"expected a storage.conf fleetforge can edit: {exc}") from None
+    if graphroot is not None and graphroot != plan.graphroot:
+        raise PlanError(
+            host, "storage.conf", f"expected graphroot {plan.graphroot!r} (what the probe read), got {graphroot!r}"
+        )
 
 
 def split_storage_conf(current: str | None) -> tuple[list[str], list[str], list[str]]:
     """``(before, table, after)``: the lines of an existing storage.conf before its ``[storage]``
     table, that table's lines except ``driver`` and the header, and the rest (other tables).
-    Without a ``[storage]`` table every line goes after it (TOML allows a super-table after its
-    sub-tables); fleetforge's own header lines are dropped."""
-    lines = (current or "").splitlines()
+    Without a ``[storage]`` table every line stays before it (TOML allows a super-table after its
+    sub-tables); fleetforge's own header lines are dropped. Lines end at ``\n`` only, as in TOML
+    (``str.splitlines`` would also split at U+2028 inside a comment)."""
+    lines = [line.removesuffix("\r") for line in (current or "").split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
     if lines and lines[0].startswith(HEADER):
         lines = lines[2:] if len(lines) > 1 and lines[1].startswith("# driver ") else lines[1:]
     start = next((i for i, line in enumerate(lines) if _STORAGE_TABLE.fullmatch(line)), None)
     if start is None:
-        return [], [], [line for line in lines if line.strip()]
+        return lines, [], []
     end = next((i for i in range(start + 1, len(lines)) if _TABLE.match(lines[i])), len(lines))
-    table = [line for line in lines[start + 1 : end] if not _DRIVER_KEY.match(line)]
+    driver = _key("driver")
+    table = [line for line in lines[start + 1 : end] if not driver.match(line)]
     return lines[:start], table, lines[end:]
+
+
+def storage_conf(podman: PodmanPlan, current: str | None) -> str:
+    """storage.conf with the planned driver: the host's other lines kept, ``runroot`` and
+    ``graphroot`` added if it has none (Podman 4 refuses a storage.conf without runroot).
+
+    The result is checked as TOML: it must mean the host's file with only ``storage.driver``
+    set (and the two paths added). Raises ``ValueError`` when the host's file is not TOML or a
+    line edit cannot keep its meaning (a multi-line string, a table header inside an array).
+    """
+    try:
+        expected = tomllib.loads(current or "")
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{STORAGE_CONF} is not TOML ({exc}); fix or remove it") from None
+    storage = expected.setdefault("storage", {})
+    if not isinstance(storage, dict):
+        raise ValueError(f"{STORAGE_CONF}: storage is not a table")
+    storage["driver"] = podman.driver.value
+    before, table, after = split_storage_conf(current)
+    for key, value in (("runroot", podman.runroot), ("graphroot", podman.graphroot)):
+        if key not in storage:
+            storage[key] = value
+            table.append(f"{key} = {toml_string(value)}")
+    text = render("storage.conf.j2", driver=podman.driver, before=before, table=table, after=after)
+    try:
+        same = tomllib.loads(text) == expected
+    except tomllib.TOMLDecodeError:
+        same = False
+    if not same:
+        raise ValueError(
+            f"{STORAGE_CONF} cannot be edited line by line without changing its meaning; "
+            "write its [storage] table as plain key = value lines"
+        )
+    return text
 
 
 class Podman(Component):
@@ -153,17 +214,12 @@ class Podman(Component):
         return {"podman": plan_podman(host, facts, settings)}
 
     def file(self, plan: TuningPlan, facts: HostFacts) -> str | None:
-        """storage.conf with the planned driver; the file's other lines kept, and ``runroot`` and
-        ``graphroot`` added if it has none (Podman 4 refuses a storage.conf without runroot)."""
+        """``storage_conf`` of the plan, where fleetforge sets the driver."""
         podman = plan.podman
         if podman is None or not podman.write:
             return None
         current = facts.files.get(STORAGE_CONF)
-        before, table, after = split_storage_conf(current.content if current else None)
-        for key, value in (("runroot", podman.runroot), ("graphroot", podman.graphroot)):
-            if not any(re.match(rf"\s*{key}\s*=", line) for line in table):
-                table.append(f"{key} = {toml_string(value)}")
-        return render("storage.conf.j2", driver=podman.driver, before=before, table=table, after=after)
+        return storage_conf(podman, current.content if current else None)
 
     def nixos_options(self, plan: TuningPlan, facts: HostFacts) -> dict[str, Any] | None:
         if plan.podman is None or not plan.podman.write:
