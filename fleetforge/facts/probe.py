@@ -52,6 +52,7 @@ ZRAM_GENERATOR_PATHS = (
 REQUIRED_SECTIONS = ("lsblk", "queue", "cpu", "meminfo", "os-release", "done")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # RFC 1123 host name label
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
+_BLANKS = re.compile(r"[ \t]+")  # what the kernel separates sysctl fields with (tcp_rmem)
 _NIXOS_RELEASE = re.compile(r"(\d{2}\.\d{2})(?:[.\s]|pre|$)")  # "26.05pre...": unstable, the coming release
 # Devices that are never tuned as disks.
 
@@ -61,19 +62,20 @@ echo @@kernel; uname -r
 echo @@hostname; uname -n
 echo @@lsblk; lsblk -J -b -o {columns} 2>/dev/null
 echo @@queue
-ffcount() {{ if [ -e "$1" ]; then echo $#; else echo 0; fi; }}
+# ffcount GLOB...: n = how many of the expanded names exist (no subshell: forks are slow on small VMs)
+ffcount() {{ n=0; for _f in "$@"; do [ -e "$_f" ] && n=$((n+1)); done; return 0; }}
 for d in /sys/block/*; do
   [ -e "$d/queue/scheduler" ] || continue
-  q="$d/queue"
-  printf '%s|%s|%s|%s|%s|%s|%s\n' "${{d##*/}}" "$(readlink -f "$d")" "$(cat "$q/scheduler")" \
-    "$(cat "$q/rotational")" "$(cat "$q/read_ahead_kb")" "$(cat "$q/nr_requests" 2>/dev/null)" \
-    "$(ffcount "$d"/mq/*)"
+  q="$d/queue"; ffcount "$d"/mq/*; nr=
+  read -r sch < "$q/scheduler"; read -r rot < "$q/rotational"; read -r ra < "$q/read_ahead_kb"
+  [ -r "$q/nr_requests" ] && read -r nr < "$q/nr_requests"
+  printf '%s|%s|%s|%s|%s|%s|%s\n' "${{d##*/}}" "$(readlink -f "$d")" "$sch" "$rot" "$ra" "$nr" "$n"
 done
 echo @@btrfs
 for f in /sys/fs/btrfs/*/bdi; do
   [ -e "$f/read_ahead_kb" ] || continue
-  u=${{f%/bdi}}
-  printf '%s|%s|%s|' "${{u##*/}}" "$(basename "$(readlink -f "$f")")" "$(cat "$f/read_ahead_kb")"
+  u=${{f%/bdi}}; r=$(readlink -f "$f")
+  printf '%s|%s|%s|' "${{u##*/}}" "${{r##*/}}" "$(cat "$f/read_ahead_kb")"
   for v in "$u"/devices/*; do [ -e "$v" ] && printf '%s ' "${{v##*/}}"; done; echo
 done
 echo @@byid
@@ -93,10 +95,11 @@ echo @@firmware; if [ -d /sys/firmware/efi ]; then echo efi; else echo bios; fi
 echo @@os-release; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release
 echo @@nixos-version; command -v nixos-version >/dev/null 2>&1 && nixos-version
 echo @@sysctl
-for k in "$@"; do
-  [ "$k" = --files ] && break
-  p="/proc/sys/$(printf %s "$k" | tr . /)"
-  [ -r "$p" ] && printf '%s=%s\n' "$k" "$(tr -s '\t ' '  ' < "$p")"
+# pairs KEY PATH (probe_argv): one cat per key (the builtin read sees 1 byte of a /proc/sys
+# file), the parser normalises blanks
+while [ $# -gt 1 ] && [ "$1" != --files ]; do
+  [ -r "$2" ] && printf '%s=%s\n' "$1" "$(cat "$2")"
+  shift 2
 done
 echo @@zram
 for z in /sys/block/zram*; do
@@ -111,9 +114,11 @@ command -v nix >/dev/null 2>&1 && echo "nix $(nix --version 2>/dev/null | head -
 systemctl cat nix-daemon.service >/dev/null 2>&1 && echo nix-daemon-unit
 echo @@nix-settings
 if command -v nix >/dev/null 2>&1; then
-  # show-config first: "config show" needs Nix >= 2.20, where show-config is a deprecated alias
+  # names only (values such as access-tokens stay on the host); show-config first: "config show"
+  # needs Nix >= 2.20, where show-config is a deprecated alias
   {{ nix --extra-experimental-features nix-command show-config 2>/dev/null ||
-    nix --extra-experimental-features nix-command config show 2>/dev/null; }} | sed -n 's/^\([A-Za-z0-9_-]*\) = .*/\1/p'
+    nix --extra-experimental-features nix-command config show 2>/dev/null; }} |
+    while read -r k eq _; do [ "$eq" = "=" ] && echo "$k"; done
 fi
 echo @@podman
 if command -v podman >/dev/null 2>&1; then
@@ -123,16 +128,22 @@ if command -v podman >/dev/null 2>&1; then
     [ -f "$c" ] || continue
     echo "conf $c"
     # the [storage] table's key = "value" lines (containers-storage.conf(5)), checked again in Python
-    s=$(sed -n '/^[[:space:]]*\[storage\][[:space:]]*$/,/^[[:space:]]*\[/p' "$c" |
-      sed -n 's/^[[:space:]]*\([a-z_]*\)[[:space:]]*=[[:space:]]*["'"'"']\([^"'"'"']*\)["'"'"'].*/set \1 \2/p')
-    printf '%s\n' "$s"; g=$(printf '%s\n' "$s" | sed -n 's/^set graphroot //p' | head -n1)
+    s=$(sed -n '/^[[:space:]]*\[storage\][[:space:]]*$/,/^[[:space:]]*\[/{{
+      s/^[[:space:]]*\([a-z_]*\)[[:space:]]*=[[:space:]]*["'"'"']\([^"'"'"']*\)["'"'"'].*/set \1 \2/p
+    }}' "$c")
+    printf '%s\n' "$s"
+    set -f; IFS='
+'
+    for l in $s; do case $l in "set graphroot "*) [ -z "$g" ] && g=${{l#set graphroot }};; esac; done
+    unset IFS; set +f
     break
   done
   g=${{g:-/var/lib/containers/storage}}
-  p=$g; while [ ! -e "$p" ]; do p=$(dirname "$p"); done
+  p=$g; case $p in /*) ;; *) p=/ ;; esac  # a relative graphroot is refused by the parser
+  while [ ! -e "$p" ]; do p=${{p%/*}}; p=${{p:-/}}; done
   echo "fstype $(findmnt -n -o FSTYPE -T "$p" 2>/dev/null)"
   for x in "$g"/*-images "$g"/*-containers; do
-    [ -d "$x" ] && echo "store ${{x##*/}} $(ls -A "$x" 2>/dev/null | grep -c -E '^[0-9a-f]{{64}}$')"
+    [ -d "$x" ] && ffcount "$x"/{image_id}/ && echo "store ${{x##*/}} $n"
   done
 fi
 echo @@files
@@ -150,13 +161,17 @@ SCRIPT = _SCRIPT.format(
     columns=LSBLK_COLUMNS,
     package_managers=" ".join(PACKAGE_MANAGERS),
     zram_generators=" ".join(shlex.quote(p) for p in ZRAM_GENERATOR_PATHS),
+    image_id="[0-9a-f]" * 64,  # containers-storage names image and container directories by ID
 )
 
 
 def probe_argv(sysctl_keys: Iterable[str], files: Iterable[str]) -> list[str]:
-    """``SCRIPT``'s arguments after ``$0``: the sysctl keys, ``--files``, the absolute paths of
-    the files whose content to read (``HostFacts.files`` holds exactly these)."""
-    return [*sysctl_keys, "--files", *files]
+    """``SCRIPT``'s arguments after ``$0``: each sysctl key followed by its ``/proc/sys`` path
+    (built here so the script needs no ``tr`` per key: every process costs on a small VM),
+    ``--files``, the absolute paths of the files whose content to read (``HostFacts.files``
+    holds exactly these)."""
+    pairs = [part for key in sysctl_keys for part in (key, "/proc/sys/" + key.replace(".", "/"))]
+    return [*pairs, "--files", *files]
 
 
 class HostProbe(FactBase[HostFacts]):
@@ -204,7 +219,9 @@ def parse_probe(output: list[str]) -> HostFacts:
         firmware="efi" if _first(s.get("firmware", ["bios"]), "firmware") == "efi" else "bios",
         os=parse_os_release(s["os-release"], s.get("hostname", []), s.get("nixos-version", [])),
         sysctl={
-            host_value("HostProbe", "sysctl key", key, SYSCTL_KEY, "a sysctl key like vm.swappiness"): value
+            host_value("HostProbe", "sysctl key", key, SYSCTL_KEY, "a sysctl key like vm.swappiness"): _BLANKS.sub(
+                " ", value
+            ).strip(" ")
             for key, _, value in (line.partition("=") for line in s.get("sysctl", []) if "=" in line)
         },
         zram=parse_zram(s.get("zram", []), swaps),

@@ -37,7 +37,7 @@ def test_a_fresh_deploy_passes_with_every_file_checked(deployed):
     _, inventory = deployed
     out = verify(inventory)
     assert out.returncode == 0, out.stdout
-    assert f"{VM}: 34/34 checks passed" in out.stdout  # 29 live values + 4 files + zram-generator
+    assert f"{VM}: 36/36 checks passed" in out.stdout  # 31 live values (2 watermark sysctls) + 4 files + zram-generator
 
 
 def test_a_deleted_or_edited_managed_file_fails_verify_naming_it(deployed):
@@ -51,7 +51,7 @@ def test_a_deleted_or_edited_managed_file_fails_verify_naming_it(deployed):
         "got 'absent'"
     )
     assert failed[1].startswith(f"FAIL {VM}: file {UDEV_RULES} sha256: expected '")
-    assert f"{VM}: 32/34 checks passed" in out.stdout  # the live values are still right: zram0 is up until a reboot
+    assert f"{VM}: 34/36 checks passed" in out.stdout  # the live values are still right: zram0 is up until a reboot
     redeploy = helpers.run("pyinfra", "-y", inventory, "deploys/vps.py")
     assert redeploy.returncode == 0, redeploy.stdout[-3000:]
     assert verify(inventory).returncode == 0

@@ -46,7 +46,10 @@ def test_probe_command_passes_sysctl_keys_and_files_as_quoted_arguments():
     command = HostProbe().command(sysctl_keys=["vm.swappiness", "net.ipv4.tcp_rmem"], files=["/etc/a b.conf"])
     text = command.get_raw_value()
     assert text.startswith("sh -c ")
-    assert text.endswith("fleetforge-probe vm.swappiness net.ipv4.tcp_rmem --files '/etc/a b.conf'")
+    assert text.endswith(
+        "fleetforge-probe vm.swappiness /proc/sys/vm/swappiness net.ipv4.tcp_rmem /proc/sys/net/ipv4/tcp_rmem "
+        "--files '/etc/a b.conf'"
+    )
 
 
 def test_the_probe_reads_exactly_the_files_it_is_given(tmp_path):
