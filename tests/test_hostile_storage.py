@@ -272,7 +272,7 @@ def test_podman_lines_that_are_not_what_they_claim_fail_the_host_naming_the_fiel
 
 def test_a_huge_store_count_is_a_number_and_the_refusal_is_one_line():
     facts = probe(with_section("podman", [*PODMAN_ON_BTRFS, f"store overlay-images {'9' * 40}"]))
-    assert facts.podman.store("overlay").images == int("9" * 40)
+    assert [(s.driver, s.images) for s in facts.podman.stores] == [("overlay", int("9" * 40))]
     with pytest.raises(PlanError) as err:
         plan_host("h", facts, settings())
     assert "\n" not in str(err.value) and "9" * 40 in str(err.value)

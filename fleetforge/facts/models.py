@@ -153,9 +153,6 @@ class PodmanInfo(Model):
     graphroot_fstype: str | None
     stores: list[PodmanStore]
 
-    def store(self, driver: str) -> PodmanStore | None:
-        return next((s for s in self.stores if s.driver == driver), None)
-
 
 class ManagedFile(Model):
     """Current content of a file fleetforge manages (``None`` in ``HostFacts.files`` if absent)."""

@@ -40,8 +40,9 @@ from fleetforge.facts.sections import (
     parse_or_fail,
     refuse_control,
     split_sections,
+    sysctl_path,
 )
-from fleetforge.facts.storage import parse_btrfs, parse_nix_setting_names, parse_podman
+from fleetforge.facts.storage import DEFAULT_GRAPHROOT, parse_btrfs, parse_nix_setting_names, parse_podman
 
 LSBLK_COLUMNS = "NAME,KNAME,PATH,TYPE,SIZE,ROTA,TRAN,MODEL,SERIAL,FSTYPE,MOUNTPOINT,PKNAME"
 PACKAGE_MANAGERS = ("apt-get", "dnf", "yum", "zypper", "pacman", "apk")
@@ -138,7 +139,7 @@ if command -v podman >/dev/null 2>&1; then
     unset IFS; set +f
     break
   done
-  g=${{g:-/var/lib/containers/storage}}
+  g=${{g:-{default_graphroot}}}
   p=$g; case $p in /*) ;; *) p=/ ;; esac  # a relative graphroot is refused by the parser
   while [ ! -e "$p" ]; do p=${{p%/*}}; p=${{p:-/}}; done
   echo "fstype $(findmnt -n -o FSTYPE -T "$p" 2>/dev/null)"
@@ -161,7 +162,8 @@ SCRIPT = _SCRIPT.format(
     columns=LSBLK_COLUMNS,
     package_managers=" ".join(PACKAGE_MANAGERS),
     zram_generators=" ".join(shlex.quote(p) for p in ZRAM_GENERATOR_PATHS),
-    image_id="[0-9a-f]" * 64,  # containers-storage names image and container directories by ID
+    image_id="[0-9a-f]" * 64,
+    default_graphroot=DEFAULT_GRAPHROOT,  # containers-storage names image and container directories by ID
 )
 
 
@@ -170,7 +172,7 @@ def probe_argv(sysctl_keys: Iterable[str], files: Iterable[str]) -> list[str]:
     (built here so the script needs no ``tr`` per key: every process costs on a small VM),
     ``--files``, the absolute paths of the files whose content to read (``HostFacts.files``
     holds exactly these)."""
-    pairs = [part for key in sysctl_keys for part in (key, "/proc/sys/" + key.replace(".", "/"))]
+    pairs = [part for key in sysctl_keys for part in (key, sysctl_path(key))]
     return [*pairs, "--files", *files]
 
 

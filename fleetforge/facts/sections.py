@@ -48,6 +48,13 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 # sysctl keys as sysctl(8) names them (never starting with "-", so never an option).
 SYSCTL_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/@-]*")
 
+
+def sysctl_path(key: str) -> str:
+    """The file of sysctl ``key`` under /proc/sys, every ``.`` a directory level
+    (``vm.swappiness`` -> ``/proc/sys/vm/swappiness``); a key holds no ``..`` path step this way."""
+    return "/proc/sys/" + key.replace(".", "/")
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 

@@ -40,7 +40,7 @@ def test_podman_section_as_debian_prints_it_and_with_a_storage_conf():
         None,
         "/var/lib/containers/storage",
     )
-    assert info.graphroot_fstype == "ext4" and info.store("overlay").images == 0
+    assert info.graphroot_fstype == "ext4" and [(s.driver, s.images) for s in info.stores] == [("overlay", 0)]
     info = parse_podman(
         [
             "version podman version 5.4.2",

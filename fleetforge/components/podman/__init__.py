@@ -113,14 +113,9 @@ def plan_podman(host: str, facts: HostFacts, settings: HostSettings) -> PodmanPl
         # NixOS generates storage.conf only with virtualisation.podman.enable (or .containers.enable):
         # without it the option fleetforge would set is never read
         reason = "NixOS without virtualisation.podman.enable: storage.conf is not generated, Podman's default stays"
-        return PodmanPlan(
-            driver=Planned(value=current, reason=reason, source=NIXOS_CONTAINERS),
-            driver_before=current,
-            graphroot=info.graphroot,
-            runroot=info.runroot or DEFAULT_RUNROOT,
-            write=False,
-        )
-    driver, managed = _planned_driver(host, info, settings)
+        driver, managed = Planned(value=current, reason=reason, source=NIXOS_CONTAINERS), False
+    else:
+        driver, managed = _planned_driver(host, info, settings)
     if driver.value != current:
         _refuse_hidden_data(host, info, driver.value, settings)
     plan = PodmanPlan(

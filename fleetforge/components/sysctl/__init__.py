@@ -19,7 +19,7 @@ from pyinfra.api import QuoteString, StringCommand
 
 from fleetforge.checks import Check
 from fleetforge.components.base import DATA, Component, Row, raw
-from fleetforge.facts.sections import SYSCTL_KEY
+from fleetforge.facts.sections import SYSCTL_KEY, sysctl_path
 from fleetforge.models import HostFacts, Planned, SkippedSysctl, SysctlPlan, TuningPlan
 from fleetforge.paths import SYSCTL_CONF
 from fleetforge.render import render
@@ -182,7 +182,7 @@ def plan_sysctls(facts: HostFacts, settings, zram_enabled: bool) -> tuple[list[S
     for key in sorted(wanted):
         value, reason, source = wanted[key]
         if key not in facts.sysctl:
-            missing = f"/proc/sys/{key.replace('.', '/')}"
+            missing = sysctl_path(key)
             reason = f"{missing} does not exist on this host (module not loaded or kernel without it)"
             skipped.append(SkippedSysctl(key=key, reason=reason))
             continue
@@ -215,7 +215,7 @@ class Sysctl(Component):
 
     def checks(self, plan: TuningPlan, nixos: bool) -> Iterator[Check]:
         for item in plan.sysctls:
-            yield Check(f"sysctl {item.key}", item.value.value, f"/proc/sys/{item.key.replace('.', '/')}")
+            yield Check(f"sysctl {item.key}", item.value.value, sysctl_path(item.key))
 
     def live(self, facts: HostFacts) -> dict[str, str | None]:
         return {f"sysctl {key}": value for key, value in facts.sysctl.items()}
