@@ -6,6 +6,7 @@
     fleetforge disko INVENTORY [--limit NAME ...] [--json]
     fleetforge bundle fetch MANIFEST [--dir DIR] [--parallel N]
     fleetforge bundle status INVENTORY [--bundle DIR] [--limit NAME ...] [--json]
+    fleetforge tune INVENTORY --measure [--limit NAME ...] [--budget-s N] [--report out.html]
     fleetforge rollout INVENTORY DEPLOY [--waves G,G | --serial 1,25%,100%] [--max-fail-percentage N] [--dry]
     fleetforge testbed up|down|status|reset|build ...
 
@@ -312,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     from fleetforge.rollout import add_parser as add_rollout_parser
 
     add_rollout_parser(sub)
+    from fleetforge.measure.cli import add_parser as add_tune_parser
+
+    add_tune_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

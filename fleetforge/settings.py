@@ -28,6 +28,7 @@ from fleetforge.components.zram.settings import ZramSettings
 from fleetforge.components.zram.settings import parse_size_mib as parse_size_mib  # re-exported
 from fleetforge.errors import FleetforgeError
 from fleetforge.layout.settings import LayoutSettings
+from fleetforge.measure.settings import MeasureSettings
 from fleetforge.textcheck import AbsPath, check_text, has_control, matching
 
 # Prefixes of data keys read by pyinfra's connectors; never fleetforge's.
@@ -105,7 +106,9 @@ class HealthCheck(BaseModel):
 # --- end of staged rollout settings ---
 
 
-class HostSettings(PodmanSettings, NixSettingsSettings, ZramSettings, SysctlSettings, IoSchedulerSettings):
+class HostSettings(
+    MeasureSettings, PodmanSettings, NixSettingsSettings, ZramSettings, SysctlSettings, IoSchedulerSettings
+):
     """fleetforge's keys in host/group data; all optional, ``None`` means "let the planner pick".
 
     Each tuning component's keys are defined with it (``fleetforge/components/<name>/settings.py``)

@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 # openssh-client reaches them (testbed and testinfra's ssh backend); iproute2 and
 # openssh-server run the light SSH hosts (sshd per network namespace, fleetforge/testbed/sshd_hosts.py);
 # xorriso makes the ISO 9660 images the ISO bundle tests serve; strace shows the managed-file
-# writes' fsync order (tests/test_hostile_writes.py).
+# writes' fsync order (tests/test_hostile_writes.py); chromium loads the measured-tuning report
+# headless (tests/measure/test_report_browser.py).
 APT_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap debian-archive-keyring e2fsprogs dosfstools
-              gdisk zstd openssh-client nix-bin iproute2 openssh-server xorriso strace)
+              gdisk zstd openssh-client nix-bin iproute2 openssh-server xorriso strace chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -14,8 +14,9 @@ For each challenger against the baseline (the value the rules plan):
    most ``p99_margin`` (10 %), when latencies were measured.
 
 Of the challengers that pass, the one with the largest mean gain wins; otherwise the baseline
-stays and the decision says "measured: no significant difference" with the best challenger's
-figures. Samples are interleaved by the caller (candidate order rotated) so drift on a shared
+stays, and the decision says "measured: <baseline> best" when the baseline itself beats the best
+challenger by the same rule, else "measured: no significant difference" with the best
+challenger's figures. Samples are interleaved by the caller (candidate order rotated) so drift on a shared
 host hits every candidate alike; this module only judges them.
 """
 
@@ -129,6 +130,12 @@ def decide(baseline: Samples, challengers: Sequence[Samples], unit: str = "IOPS"
     if not comparisons:
         return Decision(baseline.candidate, False, "measured: no other candidate", comparisons)
     closest = max(comparisons, key=lambda c: c.gain)
+    reverse = compare(baseline, by_name[closest.candidate], **rule)
+    if reverse.passed:  # the planned value itself wins beyond the noise against the best other
+        figures = f"{_figures(baseline, unit)} vs {_figures(by_name[closest.candidate], unit)}"
+        stats = f"{reverse.gain:+.0%}, p = {reverse.p_value:.3f}, n = {len(baseline.metric)}"
+        reason = f"measured: {baseline.candidate} best: {figures} ({stats})"
+        return Decision(baseline.candidate, False, reason, comparisons)
     reason = (
         f"measured: no significant difference; kept {baseline.candidate} "
         f"(best other: {closest.candidate} {closest.gain:+.0%}, {closest.why})"

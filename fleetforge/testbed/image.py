@@ -61,6 +61,7 @@ PACKAGES: tuple[str, ...] = (
     "nginx-light",
     "podman",  # the podman component's VM tests (storage driver on btrfs)
     "busybox-static",  # the one binary of the test container image (there is no registry here)
+    "fio",  # fleetforge tune --measure (installing it at test time would cost an apt-get update)
     "parted",
     "gdisk",
     "fdisk",
