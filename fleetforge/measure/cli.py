@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fleetforge.measure import results
-from fleetforge.measure.run import Options, measure_host
+from fleetforge.measure.run import Options, measure_host, printable
 from fleetforge.measure.targets import KNOBS
 
 
@@ -41,7 +41,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    print(printable(line), file=sys.stderr, flush=True)
 
 
 def _measure_one(h: Any, options: Options) -> str | None:
@@ -61,7 +61,7 @@ def _measure_one(h: Any, options: Options) -> str | None:
             log=_log,
         )
     except Exception as e:  # noqa: BLE001 - one host's failure is reported, the others go on
-        return f"{h.name}: not measured: {e}"
+        return printable(f"{h.name}: not measured: {e}")  # the host's own text in it (a probe's stderr)
     path = results.save(h.settings.measurements_dir, found)
     for disk in found.disks:
         for series in disk.series:

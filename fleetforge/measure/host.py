@@ -15,7 +15,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fleetforge.facts.sections import WORD, is_kernel_name
 from fleetforge.textcheck import has_control
@@ -229,7 +229,8 @@ class RestoreState(BaseModel):
         for path, value in values.items():
             if not (QUEUE_KNOB.fullmatch(path) or BDI_KNOB.fullmatch(path)):
                 raise ValueError(f"expected a scheduler or read_ahead_kb path, got {path!r}")
-            if not (WORD.fullmatch(value) if path.endswith("scheduler") else value.isascii() and value.isdigit()):
+            scheduler = path.endswith("scheduler") and len(value) <= 32 and WORD.fullmatch(value)
+            if not (scheduler or value.isascii() and value.isdigit() and len(value) <= 10):
                 raise ValueError(f"{path}: expected a scheduler name or KiB, got {value!r}")
         return values
 
@@ -254,6 +255,12 @@ class RestoreState(BaseModel):
         if manager not in (None, "apt", "dnf"):
             raise ValueError(f"expected apt or dnf, got {manager!r}")
         return manager
+
+    @model_validator(mode="after")
+    def _packages_with_manager(self) -> RestoreState:
+        if bool(self.packages) != (self.manager is not None):  # fleetforge records both or neither
+            raise ValueError(f"expected packages and their manager together, got {self.packages!r}, {self.manager!r}")
+        return self
 
 
 def parse_state(text: str) -> RestoreState | None:

@@ -65,10 +65,11 @@ def measure_swap(
     the host had before (``hot_add`` makes a new one, so it never answers one of those).
     Raises ``HostOutputError`` for hostile output."""
     number = run("add a test zram device", shlex.join(["cat", HOT_ADD])).strip()
-    # as the kernel prints it ("%d"): "007" would be recorded as 7, another device than zram007
-    if not (number.isascii() and number.isdigit() and len(number) <= 4 and str(int(number)) == number):
+    # as the kernel prints it ("%d"): "007" would address zram007 but record (and later reset) zram7
+    canonical = number.isascii() and number.isdigit() and len(number) <= 4 and str(int(number)) == number
+    if not (canonical and int(number) <= 4095):
         raise remote.HostOutputError(f"zram hot_add: expected a device number, got {number[:20]!r}")
-    if int(number) > 4095 or int(number) in existing:
+    if int(number) in existing:
         raise remote.HostOutputError(f"zram hot_add: expected a new device, got zram{number}, which was there before")
     state.zram_devices.append(int(number))
     save_state()

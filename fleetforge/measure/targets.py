@@ -74,8 +74,8 @@ def choose(
                 item.scheduler_baseline = planned.scheduler.value
         if "read_ahead_kb" in knobs:
             _read_ahead(item, facts, plan, mount)
-        if item.scheduler_path or item.read_ahead_path:
-            plans.append(item)
+        if item.scheduler_path or item.read_ahead_path or ("swappiness" in knobs and mount.target == "/"):
+            plans.append(item)  # the root filesystem's test file is also the file read of the swap measurement
         else:
             skipped.append(Skipped(disk=disk.name, reason="; ".join(item.notes) or "nothing to measure"))
     return plans, skipped

@@ -108,7 +108,7 @@ def test_refusals_full_filesystem_and_a_killed_run_restored_by_the_next(fleet):
     # nearly full: 3.5 GiB of the 4 GiB btrfs disk taken
     testbed.ssh("vm-blk-1", f"fallocate -l 3500M {DATA}/filler && sync", check=True)
     out = tune(tmp, env, "--limit", "vm-blk-1", "--disk", "vdb", "--repeats", "4", "--budget-s", "5")
-    testbed.ssh("vm-blk-1", f"rm -f {DATA}/filler", check=True)
+    testbed.ssh("vm-blk-1", f"rm -f {DATA}/filler && btrfs filesystem sync {DATA}", check=True)
     assert out.returncode == 0, out.stderr[-3000:]
     (skipped,) = json.loads((tmp / "measured" / "vm-blk-1.json").read_text())["skipped"]
     assert skipped["disk"] == "vdb" and skipped["reason"].startswith(
@@ -134,10 +134,22 @@ def test_refusals_full_filesystem_and_a_killed_run_restored_by_the_next(fleet):
     assert '"files":["/.fleetforge-fio.' in state, state
     assert testbed.ssh("vm-blk-1", "ls -a / | grep -c fleetforge-fio", check=True).stdout.strip() == "1"
 
-    out = tune(tmp, env, "--limit", "vm-blk-1", "--disk", "vdb", "--knob", "read_ahead_kb", "--budget-s", "5")
+    # the next run restores first, then measures (zram is loaded since the first test's deploy:
+    # the swap measurement runs too)
+    out = tune(tmp, env, "--limit", "vm-blk-1", "--disk", "vda", "--knob", "read_ahead_kb", "--knob", "swappiness",
+               "--repeats", "4", "--budget-s", "10", "--file-mib", "32")  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    restored = json.loads((tmp / "measured" / "vm-blk-1.json").read_text())["restored"]
-    assert any(line.startswith("deleted /.fleetforge-fio.") for line in restored), restored
+    found = json.loads((tmp / "measured" / "vm-blk-1.json").read_text())
+    assert any(line.startswith("deleted /.fleetforge-fio.") for line in found["restored"]), found["restored"]
     assert "(left by an interrupted run)" in out.stderr
     assert readings(testbed) == before
     assert testbed.ssh("vm-blk-1", LEFTOVERS, check=True).stdout.split("\n")[0] == "0"
+    # swap: single 4 KiB reads from a test zram device and from the root disk's test file
+    swap = found["swap"]
+    assert swap["algorithm"] == "zstd" and swap["file_disk"] == "vda" and len(swap["zram_read_us"]) == 4
+    assert swap["r"] > 1 and swap["swappiness"] == round(200 * swap["r"] / (1 + swap["r"])), swap
+    assert testbed.ssh("vm-blk-1", "ls /sys/block | grep -c zram", check=True).stdout.strip() == "1"
+    plan = run("fleetforge", "plan", str(tmp / "inventory.py"), "--limit", "vm-blk-1", "--json", env=env)
+    sysctls = {s["key"]: s["value"] for s in json.loads(plan.stdout)["vm-blk-1"]["plan"]["sysctls"]}
+    assert sysctls["vm.swappiness"]["value"] == str(min(200, swap["swappiness"]))
+    assert sysctls["vm.swappiness"]["source"].startswith("measured on vm-blk-1 "), sysctls["vm.swappiness"]

@@ -43,7 +43,7 @@ def vm(testbed, tmp_path_factory):
 
 def throttle(info, **limits: int) -> None:
     with QMP(info.qmp_socket) as q:
-        q.command("block_set_io_throttle", id="datadisk", **{**NO_LIMIT, **limits})
+        q.command("block_set_io_throttle", device="data", **{**NO_LIMIT, **limits})
 
 
 def measure(tmp, env) -> dict:

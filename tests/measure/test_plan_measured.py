@@ -57,8 +57,11 @@ def test_read_only_and_pinned_knobs_are_not_measured():
     assert targets.choose(vm(), rules(vm()), [ro], PARENTS, 256)[1][0].reason == "/ is mounted read-only"
     facts = vm()
     pinned = rules(facts, {"disks": {"vda": {"scheduler": "none", "read_ahead_kb": 512}}})
-    _, skipped = targets.choose(facts, pinned, [ROOT], PARENTS, 256)
+    _, skipped = targets.choose(facts, pinned, [ROOT], PARENTS, 256, ("scheduler", "read_ahead_kb"))
     assert skipped[0].reason == "scheduler pinned in host data (none); read_ahead_kb pinned in host data (512)"
+    # with swappiness measured, the root filesystem still gets a test file (the swap's file read)
+    plans, _ = targets.choose(facts, pinned, [ROOT], PARENTS, 256)
+    assert [(p.disk, p.scheduler_path, p.read_ahead_path) for p in plans] == [("vda", None, None)]
 
 
 def measurement(chosen="none", changed=True, ra_chosen="4096", ra_changed=False, baseline="mq-deadline"):
