@@ -145,8 +145,11 @@ class Job:
             args += ["--bs=4k", "--ioengine=psync", "--iodepth=1", "--direct=1", "--time_based=1", "--randrepeat=0"]
         elif self.workload == "seqread":
             args += ["--bs=1M", "--ioengine=libaio", "--iodepth=4", "--direct=1", "--time_based=1"]
-        else:  # one cold pass through the page cache: read-ahead decides the request size
-            args += ["--bs=1M", "--ioengine=psync", "--direct=0", "--invalidate=1", "--time_based=0"]
+        else:
+            # one cold pass through the page cache in 128 KiB reads (coreutils' I/O size, ioblksize.h):
+            # read-ahead decides the request size; reads of 1 MiB or more bypass the read-ahead
+            # window (mm/readahead.c sizes a large read's request by the read), so they would not show it
+            args += ["--bs=128k", "--ioengine=psync", "--direct=0", "--invalidate=1", "--time_based=0"]
         return args
 
 

@@ -46,7 +46,12 @@ def compression(text: str) -> tuple[float | None, str]:
         return None, "no zram swap active"
     if orig == 0 or compr == 0:
         return None, "zram swap holds no pages yet"
-    return orig / compr, f"{orig // 2**20} MiB stored in {compr // 2**20} MiB"
+    return orig / compr, f"{_size(orig)} stored in {_size(compr)}"
+
+
+def _size(count: int) -> str:
+    """``200 MiB``, or ``12 KiB`` below 1 MiB (a nearly empty zram swap)."""
+    return f"{count // 2**20} MiB" if count >= 2**20 else f"{count // 1024} KiB"
 
 
 def measure_swap(

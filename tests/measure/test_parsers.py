@@ -154,3 +154,12 @@ def test_restore_state_accepts_what_fleetforge_writes_and_round_trips():
 def test_a_restore_state_fleetforge_would_not_write_is_refused_and_never_acted_on(state):
     with pytest.raises(HostOutputError, match="measure-restore.json"):
         remote.parse_state(json.dumps(state))
+
+
+def test_zram_compression_of_the_live_swap_in_readable_units():
+    from fleetforge.measure.swap import compression
+
+    assert compression("209715200 52428800 55000000 0 55000000 0 0 0 0\n") == (4.0, "200 MiB stored in 50 MiB")
+    assert compression("262144 4096 12288 0 12288 0 0 0 0\n") == (64.0, "256 KiB stored in 4 KiB")
+    assert compression("") == (None, "no zram swap active")
+    assert compression("0 0 0 0 0 0 0 0 0\n") == (None, "zram swap holds no pages yet")
