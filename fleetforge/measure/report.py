@@ -117,6 +117,8 @@ def _decision(series: Series) -> str:
     """The decision under a series' panels: verdict, reason, and each challenger's figures."""
     d = series.decision
     verdict = f"changed to {d.chosen}" if d.changed else f"kept {d.chosen}"
+    if d.changed and not series.decides:  # an informational workload: the plan follows another one
+        verdict = f"{d.chosen} wins this workload (it does not decide the plan)"
     out = [f'<p class="reason {"changed" if d.changed else "kept"}"><b>{_e(verdict)}</b> — {_e(d.reason)}</p>']
     if d.comparisons:
         out.append('<ul class="comparisons">')
