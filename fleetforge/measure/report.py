@@ -31,15 +31,13 @@ loading or running anything but its own inline styles and ``data:`` images.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from fleetforge.measure.report_svg import CHOSEN, OTHER, Row, panel
 from fleetforge.measure.report_svg import esc as _e
-from fleetforge.measure.results import DiskMeasurement, HostMeasurement, Series, SwapMeasurement
+from fleetforge.measure.results import DiskMeasurement, HostMeasurement, Series, SwapMeasurement, write_atomic
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 Metric = Literal["value", "p99"]
@@ -268,23 +266,4 @@ def write_report(measurements: Sequence[HostMeasurement], path: str | Path) -> P
     the new one, never a part. Raises ``OSError`` when the directory or file cannot be written;
     the temporary file is removed then and an existing page stays as it was.
     """
-    path = Path(path)
-    text = render_report(measurements)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fchmod(out.fileno(), 0o644)
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
+    return write_atomic(path, render_report(measurements))

@@ -189,18 +189,25 @@ def load(directory: str | Path, host: str) -> HostMeasurement | None:
 
 
 def save(directory: str | Path, found: HostMeasurement) -> Path:
-    """Write ``found`` to its ``results_file`` atomically (a temporary file in the same
-    directory, fsynced, renamed over the old one; the directory fsynced after) and return it."""
+    """Write ``found`` to its ``results_file`` with ``write_atomic`` and return the path."""
+    return write_atomic(results_file(directory, found.host), found.model_dump_json(indent=2) + "\n")
+
+
+def write_atomic(path: str | Path, text: str, mode: int = 0o644) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically: a temporary file in the same directory,
+    fsynced, renamed over the old one, then the directory fsynced; never a half-written file.
+    Raises ``OSError`` (the temporary file is removed)."""
     import os
     import tempfile
 
-    path = results_file(directory, found.host)
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as out:
-            out.write(found.model_dump_json(indent=2) + "\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
             out.flush()
+            os.fchmod(out.fileno(), mode)
             os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
