@@ -132,6 +132,7 @@ def _ensure_fio(conn: Conn, name: str, facts: HostFacts, state: remote.RestoreSt
 
 def _runtime_s(plans: list[remote.Plan], options: Options) -> float:
     jobs = sum(options.repeats * (len(p.schedulers) * len(SCHEDULER_WORKLOADS) + len(p.read_aheads)) for p in plans)
+    jobs += 2 * options.repeats if "swappiness" in options.knobs else 0  # zram and file reads
     runtime = options.budget_s * BUDGET_SHARE / max(jobs, 1)
     return round(min(MAX_RUNTIME_S, max(MIN_RUNTIME_S, runtime)), 2)
 
