@@ -175,9 +175,11 @@ class OpenSshBackend(BaseBackend):
         self.connection = connection
         super().__init__(connection.host, sudo=connection.sudo, sudo_user=connection.sudo_user)
 
-    def run(self, command: str, *args: str, **kwargs: Any) -> CommandResult:
+    def run(self, command: str, *args: str, timeout: float | None = None, **kwargs: Any) -> CommandResult:
+        """``timeout``: seconds for the whole command (``None``: no limit); raises
+        ``subprocess.TimeoutExpired`` past it."""
         command = self.get_command(command, *args)
-        out = self.connection.run(command, share=True)
+        out = self.connection.run(command, share=True, timeout=timeout)
         result = self.result(out.returncode, self.encode(command), out.stdout, out.stderr)
         if out.returncode == 255:
             raise RuntimeError(result)

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fleetforge.measure import results
-from fleetforge.measure.run import Options, measure_host, printable
+from fleetforge.measure.run import Options, TimedConn, measure_host, printable
 from fleetforge.measure.targets import KNOBS
 
 
@@ -35,6 +35,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--repeats", type=int, default=5, help="samples per candidate, at least 4 (default 5)")
     p.add_argument("--file-mib", type=int, default=256, help="test file size in MiB (default 256)")
     p.add_argument("--knob", action="append", choices=KNOBS, help="measure only this knob (repeatable)")
+    p.add_argument("--command-timeout-s", type=float, default=600.0, help="seconds for each command on a host (600)")
     p.add_argument("--disk", action="append", help="measure only this disk, e.g. vdb (repeatable)")
     p.add_argument("--report", help="write an HTML report of the stored results to this file")
     p.set_defaults(func=cmd_tune)
@@ -51,8 +52,9 @@ def _measure_one(h: Any, options: Options) -> str | None:
 
     try:
         conn = testinfra_host(h.name, h.data)
+        timed = TimedConn(conn, options.command_timeout_s)
         found = measure_host(
-            conn,
+            timed,
             h.name,
             probe=lambda: probe_with(conn, h.settings),
             plan_of=lambda facts: plan_host(h.name, facts, h.settings, measured=False),
@@ -83,7 +85,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     _, hosts = load_inventory(args.inventory, args.limit)
     code = 0
     if args.measure:
-        options = Options(args.repeats, args.budget_s, args.file_mib, tuple(args.knob or KNOBS), tuple(args.disk or ()))
+        options = Options(
+            args.repeats,
+            args.budget_s,
+            args.file_mib,
+            tuple(args.knob or KNOBS),
+            tuple(args.disk or ()),
+            getattr(args, "command_timeout_s", 600.0),
+        )
         groups: dict[str, list[Any]] = defaultdict(list)
         for h in hosts:  # hosts sharing hardware one at a time; a host alone is its own group
             groups[h.settings.hardware_group or f"host:{h.name}"].append(h)

@@ -65,6 +65,24 @@ class Options:
     file_mib: int = 256
     knobs: tuple[str, ...] = targets.KNOBS
     disks: tuple[str, ...] = ()
+    command_timeout_s: float = 600.0
+
+
+class TimedConn:
+    """A testinfra host whose commands each get ``timeout_s`` seconds: a host that stops
+    answering (a hung disk) fails its measurement with exit 124 and "no answer in N s" instead
+    of holding the controller forever."""
+
+    def __init__(self, host: Any, timeout_s: float):
+        self.host, self.timeout_s = host, timeout_s
+
+    def run(self, command: str) -> Any:
+        import subprocess
+
+        try:
+            return self.host.backend.run(command, timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            return self.host.backend.result(124, command.encode(), b"", f"no answer in {self.timeout_s:g} s".encode())
 
 
 def printable(text: str) -> str:

@@ -50,8 +50,10 @@ def compression(text: str) -> tuple[float | None, str]:
 
 
 def _size(count: int) -> str:
-    """``200 MiB``, or ``12 KiB`` below 1 MiB (a nearly empty zram swap)."""
-    return f"{count // 2**20} MiB" if count >= 2**20 else f"{count // 1024} KiB"
+    """``200 MiB``; ``12 KiB`` or ``300 bytes`` below that (a nearly empty zram swap)."""
+    if count >= 2**20:
+        return f"{count // 2**20} MiB"
+    return f"{count // 1024} KiB" if count >= 1024 else f"{count} bytes"
 
 
 def measure_swap(

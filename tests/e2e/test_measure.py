@@ -3,7 +3,8 @@ vda, ext4 on virtio-scsi sda) and a btrfs data disk (vdb on vm-blk-1, whose read
 filesystem's own bdi). Afterwards every scheduler and read-ahead is back, no test file or
 restore state is left, the plan shows the measurement, and ``deploys/vps.py`` applies the plan.
 Refusals: a nearly full filesystem, a disk without a mounted filesystem, a run killed midway
-(restored by the next run).
+(restored by the next run, which also measures r for swappiness; the deploy after it applies
+the measured swappiness and verify checks it).
 """
 
 import json
@@ -59,7 +60,7 @@ def tune(tmp, env, *args: str) -> subprocess.CompletedProcess:
     return run("fleetforge", "tune", str(tmp / "inventory.py"), "--measure", *args, env=env, timeout=900)
 
 
-def test_measured_on_both_roots_and_a_btrfs_disk_restored_planned_and_deployed(fleet):
+def test_measured_on_both_roots_and_a_btrfs_disk_restored_planned_and_deployed(fleet, io_alone):
     testbed, tmp, env = fleet
     before = readings(testbed)
     out = tune(tmp, env, "--repeats", "4", "--budget-s", "25", "--file-mib", "32")
@@ -102,7 +103,7 @@ def test_measured_on_both_roots_and_a_btrfs_disk_restored_planned_and_deployed(f
     assert live["vm-blk-1"].splitlines()[-1].endswith(f"/bdi {bdi}")
 
 
-def test_refusals_full_filesystem_and_a_killed_run_restored_by_the_next(fleet):
+def test_refusals_full_filesystem_and_a_killed_run_restored_by_the_next(fleet, io_alone):
     testbed, tmp, env = fleet
     before = readings(testbed)
     # nearly full: 3.5 GiB of the 4 GiB btrfs disk taken
@@ -153,3 +154,11 @@ def test_refusals_full_filesystem_and_a_killed_run_restored_by_the_next(fleet):
     sysctls = {s["key"]: s["value"] for s in json.loads(plan.stdout)["vm-blk-1"]["plan"]["sysctls"]}
     assert sysctls["vm.swappiness"]["value"] == str(min(200, swap["swappiness"]))
     assert sysctls["vm.swappiness"]["source"].startswith("measured on vm-blk-1 "), sysctls["vm.swappiness"]
+    # the next deploy applies the measured value and verify checks it
+    inventory = str(tmp / "inventory.py")
+    deployed = run("pyinfra", "-y", inventory, "deploys/vps.py", "--limit", "vm-blk-1", env=env, timeout=900)
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-2000:]
+    live = testbed.ssh("vm-blk-1", "cat /proc/sys/vm/swappiness", check=True).stdout.strip()
+    assert live == sysctls["vm.swappiness"]["value"]
+    verified = run("fleetforge", "verify", inventory, "--limit", "vm-blk-1", "--json", env=env)
+    assert verified.returncode == 0, verified.stdout[-3000:]

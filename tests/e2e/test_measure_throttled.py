@@ -64,7 +64,7 @@ def medians(series: dict) -> dict[str, float]:
     }
 
 
-def test_read_ahead_wins_on_an_iops_limited_disk_and_makes_no_difference_on_a_bandwidth_limited_one(vm):
+def test_read_ahead_wins_on_an_iops_limited_disk_and_makes_no_difference_on_a_bandwidth_limited_one(vm, io_alone):
     info, tmp, env = vm
     throttle(info, iops=100)
     series = measure(tmp, env)

@@ -161,5 +161,6 @@ def test_zram_compression_of_the_live_swap_in_readable_units():
 
     assert compression("209715200 52428800 55000000 0 55000000 0 0 0 0\n") == (4.0, "200 MiB stored in 50 MiB")
     assert compression("262144 4096 12288 0 12288 0 0 0 0\n") == (64.0, "256 KiB stored in 4 KiB")
+    assert compression("4096 64 12288 0 12288 0 0 0 0\n") == (64.0, "4 KiB stored in 64 bytes")
     assert compression("") == (None, "no zram swap active")
     assert compression("0 0 0 0 0 0 0 0 0\n") == (None, "zram swap holds no pages yet")

@@ -61,3 +61,21 @@ def test_bad_host_data_is_refused_before_any_host(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "_measure_one", lambda h, o: pytest.fail("no host may be measured"))
     with pytest.raises(SettingsError, match="host ovh-a1: hardware_group: expected a group name"):
         cli.cmd_tune(args(inventory(tmp_path, {"ovh-a1": "rack 7; reboot"})))
+
+
+def test_a_host_that_stops_answering_fails_its_measurement_after_the_command_timeout():
+    import subprocess
+
+    from fleetforge.measure.run import MeasureError, TimedConn, _run
+
+    class Backend:
+        def run(self, command, timeout=None):
+            assert timeout == 2.5
+            raise subprocess.TimeoutExpired(command, timeout)
+
+        def result(self, rc, command, stdout, stderr):
+            return argparse.Namespace(rc=rc, stdout=stdout.decode(), stderr=stderr.decode())
+
+    conn = TimedConn(argparse.Namespace(backend=Backend()), 2.5)
+    with pytest.raises(MeasureError, match="host vm-blk-1: fio randread: exit 124: no answer in 2.5 s"):
+        _run(conn, "vm-blk-1", "fio randread", "fio --version")
