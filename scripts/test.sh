@@ -25,9 +25,10 @@ for module in "${side[@]}"; do ignore+=(--ignore "$module"); done
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
-python -m pytest "$@" "${side[@]}" >"$logs/side.log" 2>&1 &
+# fio-heavy VM tests run alone (tests/e2e/conftest.py): first in the side process, last in the main one
+FLEETFORGE_IO_ALONE_ORDER=first python -m pytest "$@" "${side[@]}" >"$logs/side.log" 2>&1 &
 side_pid=$!
-python -m pytest "$@" "${ignore[@]}" 2>&1 | tee "$logs/main.log"
+FLEETFORGE_IO_ALONE_ORDER=last python -m pytest "$@" "${ignore[@]}" 2>&1 | tee "$logs/main.log"
 main_rc=${PIPESTATUS[0]}
 wait "$side_pid"
 side_rc=$?

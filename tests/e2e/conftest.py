@@ -6,6 +6,9 @@ VMs, one such guest once lost its timer ticks ("rcu_preempt kthread timer wakeup
 happen") and then its disk I/O for good. So every VM test holds a shared lock on
 ``<testbed>/run/heavy-io.lock`` while it runs, and a test that asks for ``io_alone`` holds it
 exclusively: it waits for the other process's current test and runs with no other VM test.
+To make that wait rare, ``scripts/test.sh`` sets ``FLEETFORGE_IO_ALONE_ORDER``: ``first`` in the
+side process (its fio test runs while the other process is still in its unit tests) and
+``last`` in the main process (its fio tests run after the shorter side process has finished).
 """
 
 import fcntl
@@ -27,6 +30,17 @@ def _lock(mode: int) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move the ``io_alone`` tests first or last (``FLEETFORGE_IO_ALONE_ORDER``), keeping the
+    order within each part; unset: pytest's order."""
+    order = os.environ.get("FLEETFORGE_IO_ALONE_ORDER")
+    if order not in ("first", "last"):
+        return
+    alone = [i for i in items if "io_alone" in getattr(i, "fixturenames", ())]
+    rest = [i for i in items if "io_alone" not in getattr(i, "fixturenames", ())]
+    items[:] = alone + rest if order == "first" else rest + alone
 
 
 @pytest.fixture
