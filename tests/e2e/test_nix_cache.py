@@ -1,5 +1,6 @@
-"""The shared Nix store on two VMs joined by the test LAN (10.77.0.0/24): vm-blk-1 is the
-``nix_cache`` host, vm-scsi-1 its client. A path built on the cache host is substituted (not
+"""The shared Nix store on two VMs of its own joined by the test LAN (10.77.0.0/24): vm-cache-1
+(blk flavour) is the ``nix_cache`` host, vm-cache-2 (scsi flavour) its client; own VMs, so the
+module runs in ``scripts/test.sh``'s second process beside the tests of vm-blk-1/vm-scsi-1. A path built on the cache host is substituted (not
 built) on the client with its signature checked; a client trusting another key refuses it;
 the NFS variant mounts the export read-only and substitutes from ``file://``; an address that is
 not in the inventory can neither fetch over HTTP nor mount; the secret key stays on the cache
@@ -17,7 +18,7 @@ from tests.e2e import helpers
 
 pytestmark = pytest.mark.vm
 
-CACHE, CLIENT = "vm-blk-1", "vm-scsi-1"
+CACHE, CLIENT = "vm-cache-1", "vm-cache-2"
 CTX: dict = {}
 NIX = "nix --extra-experimental-features nix-command"
 BUILD = (
@@ -28,7 +29,8 @@ BUILD = (
 
 
 @pytest.fixture(scope="module")
-def fleet(testbed, testbed_vms, tmp_path_factory):
+def fleet(testbed, tmp_path_factory):
+    testbed.up([f"{CACHE}:blk", f"{CLIENT}:scsi"])
     root = tmp_path_factory.mktemp("nixcache")
     entries = [(name, data) for name, data in inventory_hosts() if name in (CACHE, CLIENT)]
     assert all(data.get("lan_address") for _, data in entries), entries
@@ -43,7 +45,8 @@ def fleet(testbed, testbed_vms, tmp_path_factory):
     for name in (CACHE, CLIENT):
         testbed.reset(name)
     CTX.update(root=root, inventory=inventory, tb=testbed, logs=[], lan={n: d["lan_address"] for n, d in entries})
-    return CTX
+    yield CTX
+    testbed.down([CACHE, CLIENT])
 
 
 def ssh(name, command, check=True):
