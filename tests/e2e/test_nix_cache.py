@@ -1,6 +1,5 @@
-"""The shared Nix store on two VMs of its own joined by the test LAN (10.77.0.0/24): vm-cache-1
-(blk flavour) is the ``nix_cache`` host, vm-cache-2 (scsi flavour) its client; own VMs, so the
-module runs in ``scripts/test.sh``'s second process beside the tests of vm-blk-1/vm-scsi-1. A path built on the cache host is substituted (not
+"""The shared Nix store on two VMs joined by the test LAN (10.77.0.0/24): vm-blk-1 is the
+``nix_cache`` host, vm-scsi-1 its client. A path built on the cache host is substituted (not
 built) on the client with its signature checked; a client trusting another key refuses it;
 the NFS variant mounts the export read-only and substitutes from ``file://``; an address that is
 not in the inventory can neither fetch over HTTP nor mount; the secret key stays on the cache
@@ -18,7 +17,7 @@ from tests.e2e import helpers
 
 pytestmark = pytest.mark.vm
 
-CACHE, CLIENT = "vm-cache-1", "vm-cache-2"
+CACHE, CLIENT = "vm-blk-1", "vm-scsi-1"
 CTX: dict = {}
 NIX = "nix --extra-experimental-features nix-command"
 BUILD = (
@@ -29,8 +28,7 @@ BUILD = (
 
 
 @pytest.fixture(scope="module")
-def fleet(testbed, tmp_path_factory):
-    testbed.up([f"{CACHE}:blk", f"{CLIENT}:scsi"])
+def fleet(testbed, testbed_vms, tmp_path_factory):
     root = tmp_path_factory.mktemp("nixcache")
     entries = [(name, data) for name, data in inventory_hosts() if name in (CACHE, CLIENT)]
     assert all(data.get("lan_address") for _, data in entries), entries
@@ -45,8 +43,7 @@ def fleet(testbed, tmp_path_factory):
     for name in (CACHE, CLIENT):
         testbed.reset(name)
     CTX.update(root=root, inventory=inventory, tb=testbed, logs=[], lan={n: d["lan_address"] for n, d in entries})
-    yield CTX
-    testbed.down([CACHE, CLIENT])
+    return CTX
 
 
 def ssh(name, command, check=True):
