@@ -291,7 +291,7 @@ def write_state_command(state: RestoreState) -> str:
 def restore_commands(state: RestoreState) -> list[str]:
     """Put every value back, delete the test files, remove what fleetforge installed, then the
     state file. Each command is independent (one failing does not stop the others)."""
-    commands = [f"echo {shlex.quote(value)} > {shlex.quote(path)}" for path, value in state.values.items()]
+    commands = [write_value(path, value) for path, value in state.values.items()]
     commands += [shlex.join(["rm", "-f", "--", path]) for path in state.files]
     commands += [zram_remove_command(n) for n in state.zram_devices]
     if state.packages and state.manager == "apt":
@@ -301,6 +301,11 @@ def restore_commands(state: RestoreState) -> list[str]:
     elif state.packages and state.manager == "dnf":
         commands.append(shlex.join(["dnf", "remove", "-y", "-q", *state.packages]))
     return commands
+
+
+def write_value(path: str, value: str) -> str:
+    """``echo VALUE > PATH`` for a sysfs knob, both words quoted for the shell."""
+    return f"echo {shlex.quote(value)} > {shlex.quote(path)}"
 
 
 def zram_remove_command(number: int) -> str:

@@ -155,8 +155,7 @@ def _runtime_s(plans: list[remote.Plan], options: Options) -> float:
     return round(min(MAX_RUNTIME_S, max(MIN_RUNTIME_S, runtime)), 2)
 
 
-def _set(path: str, value: str) -> str:
-    return f"echo {shlex.quote(value)} > {shlex.quote(path)}"
+_set = remote.write_value
 
 
 def _series(
