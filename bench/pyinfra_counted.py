@@ -14,6 +14,8 @@ import pyinfra_cli  # noqa: F401  (applies gevent's monkey patching first)
 from pyinfra.connectors.ssh import SSHConnector
 from pyinfra_cli.main import main
 
+from fleetforge.connector.asyncssh_connector import AsyncSSHConnector
+
 counts: dict[str, Counter] = defaultdict(Counter)
 
 
@@ -25,9 +27,10 @@ def counting(method, kind):
     return wrapper
 
 
-SSHConnector.run_shell_command = counting(SSHConnector.run_shell_command, "commands")
-SSHConnector.put_file = counting(SSHConnector.put_file, "uploads")
-SSHConnector.connect = counting(SSHConnector.connect, "connections")
+for connector in (SSHConnector, AsyncSSHConnector):  # @ssh and fleetforge's @asyncssh
+    for method, kind in (("run_shell_command", "commands"), ("put_file", "uploads"), ("connect", "connections")):
+        if method in vars(connector):  # patch each class's own method once
+            setattr(connector, method, counting(vars(connector)[method], kind))
 
 
 @atexit.register

@@ -19,6 +19,8 @@ import hashlib
 import posixpath
 import re
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pyinfra import host, logger, state
@@ -124,16 +126,23 @@ def write_file_command(
     file's (new file: ``NEW_FILE_MODE``, root). ``backup``: where to copy the replaced file.
     Raises ``ValueError`` for a relative ``dest`` or a mode that is not 3-4 octal digits.
     """
+    args = _write_args(dest, content, mode, user, group, backup)
+    return StringCommand(
+        "sh", "-c", QuoteString(WRITE_SCRIPT), "fleetforge-write", *(QuoteString(a) for a in args),
+        _stdin=base64.encodebytes(content.encode()).decode(),
+    )  # fmt: skip
+
+
+def _write_args(
+    dest: str, content: str, mode: str | None, user: str | None, group: str | None, backup: str | None
+) -> tuple[str, ...]:
+    """``WRITE_SCRIPT``'s arguments after ``$0``; ``ValueError`` as ``write_file_command``."""
     if not posixpath.isabs(dest) or dest.endswith("/"):
         raise ValueError(f"managed file: expected an absolute file path, got {dest!r}")
     if mode is not None and not _MODE.fullmatch(mode):
         raise ValueError(f"managed file {dest}: expected an octal mode like 644, got {mode!r}")
-    data = content.encode()
-    args = (dest, mode or "", user or "", group or "", backup or "", hashlib.sha256(data).hexdigest())
-    return StringCommand(
-        "sh", "-c", QuoteString(WRITE_SCRIPT), "fleetforge-write", *(QuoteString(a) for a in args),
-        _stdin=base64.encodebytes(data).decode(),
-    )  # fmt: skip
+    sha = hashlib.sha256(content.encode()).hexdigest()
+    return (dest, mode or "", user or "", group or "", backup or "", sha)
 
 
 def _log_diff(dest: str, current: ManagedFile | None, content: str) -> None:
@@ -175,4 +184,130 @@ def managed_file(
         raise OperationValueError(str(exc)) from None
     if show_diff():
         _log_diff(dest, current, content)
+    yield command
+
+
+# ------------------------------------------------------------------ many files, one command
+# Runs as root: sh -c BATCH_SCRIPT fleetforge-batch WRITE_SCRIPT STEP..., where a STEP is
+#   w TITLE DEST MODE OWNER GROUP BACKUP SHA256   (one line of base64 content read from stdin)
+#   r TITLE COMMAND                               (shell text built by fleetforge, stdin /dev/null)
+# in order. Each w runs WRITE_SCRIPT (all of its guarantees hold per file). The first step that
+# fails stops the batch: stderr then has the step's own error, then one line naming the step, the
+# steps done before it and those not attempted (a follow-up of several commands named once), and
+# the exit status is 1.
+BATCH_SCRIPT = r"""
+set -u
+write=$1; shift
+done=
+stop() {
+  at=$1 rest=; shift
+  [ "${done##*, }" != "$at" ] || { done=${done%"$at"}; done=${done%, }; }  # a follow-up cut short
+  while [ $# -gt 0 ]; do
+    [ "$2" = "$at" ] || [ "$2" = "${rest##*, }" ] || rest="$rest${rest:+, }$2"
+    if [ "$1" = w ]; then shift 8; else shift 3; fi
+  done
+  printf 'fleetforge: stopped at "%s" (failed); done before it: %s; not attempted: %s\n' \
+    "$at" "${done:-nothing}" "${rest:-nothing}" >&2
+  exit 1
+}
+while [ $# -gt 0 ]; do
+  title=$2
+  case $1 in
+  w)
+    IFS= read -r data || data=
+    printf '%s\n' "$data" | sh -c "$write" fleetforge-write "$3" "$4" "$5" "$6" "$7" "$8" ||
+      { shift 8; stop "$title" "$@"; }
+    shift 8 ;;
+  r)
+    out=$(sh -c "$3" </dev/null 2>&1) ||
+      { printf 'fleetforge: %s: `%s` failed: %s\n' "$title" "$3" "$out" >&2; shift 3; stop "$title" "$@"; }
+    shift 3 ;;
+  *)
+    printf 'fleetforge: unknown step %s\n' "$1" >&2; exit 2 ;;
+  esac
+  [ "$title" = "${done##*, }" ] || done="$done${done:+, }$title"
+done
+"""
+
+
+@dataclass(frozen=True)
+class FileStep:
+    """One file of ``managed_files`` and what makes it live.
+
+    ``dest``/``content``/``current``/``mode``/``user``/``group``: as ``managed_file``.
+    ``follow_up``: commands run, in order, after the file is written, and also when it is up to
+    date but ``drift`` (``"item: live -> planned"`` lines) is not empty; ``follow_up_title``
+    names them in logs and errors.
+    """
+
+    title: str
+    dest: str
+    content: str
+    current: ManagedFile | None = None
+    follow_up: tuple[StringCommand, ...] = ()
+    follow_up_title: str = ""
+    drift: tuple[str, ...] = ()
+    mode: str | None = None
+    user: str | None = None
+    group: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.current is None or self.current.content != self.content
+
+    @property
+    def runs_follow_up(self) -> bool:
+        return bool(self.follow_up) and (self.changed or bool(self.drift))
+
+
+def batch_command(steps: Sequence[FileStep], backup: bool = True) -> StringCommand | None:
+    """The one command that writes every changed file of ``steps`` (backed up when ``backup``)
+    and runs the follow-ups due, in the order given; ``None`` when nothing is due.
+
+    Raises ``ValueError`` for a bad ``dest`` or ``mode`` (``write_file_command``)."""
+    bits: list = []
+    stdin: list[str] = []
+    for step in steps:
+        if step.changed:
+            bak = backup_path(step.dest) if backup and step.current is not None else None
+            args = _write_args(step.dest, step.content, step.mode, step.user, step.group, bak)
+            bits += ["w", QuoteString(step.title), *(QuoteString(a) for a in args)]
+            stdin.append(base64.b64encode(step.content.encode()).decode() + "\n")
+        if step.runs_follow_up:
+            for command in step.follow_up:
+                bits += ["r", QuoteString(step.follow_up_title), QuoteString(command)]
+    if not bits:
+        return None
+    return StringCommand(
+        "sh", "-c", QuoteString(BATCH_SCRIPT), "fleetforge-batch", QuoteString(WRITE_SCRIPT), *bits,
+        _stdin="".join(stdin),
+    )  # fmt: skip
+
+
+@operation()
+def managed_files(steps: list[FileStep], backup: bool = True):
+    """Make every file of ``steps`` hold its content and make it live, in one command.
+
+    + steps: ``FileStep`` per file, in the order to write them
+    + backup: copy each existing, different file to ``backup_path(dest)`` first
+
+    One round trip however many files change: the changed files' contents go on stdin (one
+    base64 line each), each is written by ``WRITE_SCRIPT`` (atomic, backed up, fsync'd), and each
+    file's follow-up runs right after it, only when the file changed or the live state drifted.
+    A failing step stops the batch, and the error names that file or follow-up, what was done
+    before it and what was not attempted. Nothing due: a noop. ``--diff``/``--dry`` show each
+    file's unified diff (secrets masked) and each drift.
+    """
+    try:
+        command = batch_command(steps, backup)
+    except ValueError as exc:
+        raise OperationValueError(str(exc)) from None
+    if command is None:
+        host.noop(f"{len(steps)} file(s) up to date, live state as planned")
+        return
+    for step in steps:
+        if step.changed and show_diff():
+            _log_diff(step.dest, step.current, step.content)
+        if step.drift and step.follow_up:
+            host.log(f"{step.follow_up_title}: live state differs from the plan: {'; '.join(step.drift)}", logger.info)
     yield command

@@ -14,7 +14,6 @@ from functools import partial
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
-from pyinfra.operations import server
 
 from fleetforge import components
 from fleetforge.components import COMPONENTS
@@ -23,7 +22,7 @@ from fleetforge.models import HostFacts, TuningPlan
 from fleetforge.nixos.activate import nixos_activate
 from fleetforge.nixos.flake import host_flake
 from fleetforge.nixos.modules import ensure_import, render_modules
-from fleetforge.operations import backup_path, managed_file
+from fleetforge.operations import FileStep, backup_path, managed_files
 from fleetforge.paths import (
     MANAGED_FILES,
     NIXOS_CONFIGURATION,
@@ -32,6 +31,10 @@ from fleetforge.planner import PlanError, plan_host, sysctl_keys
 from fleetforge.settings import HostSettings
 from fleetforge.settings import inventory_settings as validated_inventory
 from fleetforge.verify import checks_for
+
+#: The operation that writes the plan's files and makes them live (its name in pyinfra's output
+#: and in rollout records).
+TUNING_FILES_OP = "Tuning files and follow-ups"
 
 
 def inventory_settings() -> dict[str, HostSettings]:
@@ -96,13 +99,6 @@ def summary(plan: TuningPlan) -> str:
     return f"plan: {disks}; {zram}; {len(plan.sysctls)} sysctls{nix}"
 
 
-def _follow_up(name: str, commands, changed, drift: list[str]) -> None:
-    """Run ``commands`` if the file operation changed, or anyway if the live state drifted."""
-    if drift:
-        host.log(f"{name}: live state differs from the plan: {'; '.join(drift)}", logger.info)
-    server.shell(name=name, commands=list(commands), _if=lambda: bool(drift) or changed.did_change())
-
-
 @deploy("fleetforge: tune VPS")
 def tune_host() -> None:
     """Detect, plan and push the tuning plan for the current host.
@@ -124,19 +120,27 @@ def tune_host() -> None:
 
 
 def tune_linux(plan: TuningPlan, facts: HostFacts) -> None:
-    """A Linux host: each tuning component's file (backed up, written atomically), then the
-    commands that make it live, only when the file changed or the live state drifted."""
+    """A Linux host: what components need first (a package), then one operation that writes
+    every component's file (backed up, atomically) and runs the commands that make it live,
+    only when the file changed or the live state drifted: one command for the whole plan."""
+    steps = []
     for component in COMPONENTS:
         content = component.file(plan, facts)
         if content is None or component.path is None:
             continue
         component.prepare(plan, facts)
-        written = managed_file(
-            name=component.file_title, dest=component.path, content=content, current=facts.files.get(component.path)
+        steps.append(
+            FileStep(
+                title=component.file_title,
+                dest=component.path,
+                content=content,
+                current=facts.files.get(component.path),
+                follow_up=tuple(component.apply(plan, facts)),
+                follow_up_title=component.apply_title,
+                drift=tuple(component.drift(plan, facts)),
+            )
         )
-        commands = component.apply(plan, facts)
-        if commands:
-            _follow_up(component.apply_title, commands, written, component.drift(plan, facts))
+    managed_files(name=TUNING_FILES_OP, steps=steps)
 
 
 def tune_nixos(plan: TuningPlan, facts: HostFacts, settings: HostSettings) -> None:
@@ -163,12 +167,12 @@ def tune_nixos(plan: TuningPlan, facts: HostFacts, settings: HostSettings) -> No
                 host.name, "nixos", f"{NIXOS_CONFIGURATION}: {exc}; add ./fleetforge to its imports"
             ) from None
 
-    ops, written = [], []
-    for path, content in sorted(files.items()):
-        current = facts.files.get(path)
-        ops.append(managed_file(name=f"NixOS module {path}", dest=path, content=content, current=current))
-        if current is None or current.content != content:
-            written.append((path, backup_path(path) if current is not None else None))
+    steps = [
+        FileStep(title=f"NixOS module {path}", dest=path, content=content, current=facts.files.get(path))
+        for path, content in sorted(files.items())
+    ]
+    written = [(s.dest, backup_path(s.dest) if s.current is not None else None) for s in steps if s.changed]
+    modules = managed_files(name="NixOS modules", steps=steps)
     # Live drift matters only where activation changes the live system: a boot-only host differs
     # from its plan by design until it reboots, and must not get a new generation on every run.
     live = any(action in ("test", "switch") for action in settings.nixos_activation)
@@ -182,5 +186,5 @@ def tune_nixos(plan: TuningPlan, facts: HostFacts, settings: HostSettings) -> No
         written=written,
         flake=flake.ref if flake else None,
         flake_files=sorted(files) if flake else [],
-        _if=lambda: bool(drift) or any(op.did_change() for op in ops),
+        _if=lambda: bool(drift) or modules.did_change(),
     )

@@ -100,7 +100,7 @@ def test_pyinfra_diff_masks_secrets_and_the_command_carries_none(tmp_path, mode)
     assert "- max-jobs = 7" in text and "sandbox = false" not in text.split("Will modify /etc/nix/nix.conf")[0]
     assert_no_secret(text)
     if "-vv" in mode:  # the write ran: the content went on stdin, not on the printed command line
-        assert "fleetforge-write /etc/nix/nix.conf" in text
+        assert "w 'Nix settings' /etc/nix/nix.conf" in text  # the batch's write step for it
 
 
 def test_redact_text_forms():

@@ -88,7 +88,8 @@ def test_good_deploy_rolls_out_wave_by_wave_and_verifies_every_host(fleet):
         # live values plus the SHA-256 of every file the deploy wrote and zram-generator installed
         assert host["verification"]["passed"] == host["verification"]["total"] >= 33
         assert (
-            len(host["changed_files"]) == 4 and "fleetforge: tune VPS | sysctl settings" in host["operations_changed"]
+            len(host["changed_files"]) == 4
+            and "fleetforge: tune VPS | Tuning files and follow-ups" in host["operations_changed"]
         )
     # wave by wave: each wave's deploy starts after the previous wave was verified
     progress = out.stderr
