@@ -15,126 +15,28 @@ name (``vps-1``: ``--limit vps-1`` and ``fleetforge verify`` see the same name e
 
 This module imports nothing heavy: ``inventory.py`` files import it, and pyinfra loads the
 inventory before anything else (it cost 0.2 s per run when it pulled in the settings models).
+
+Importing it also makes pyinfra's CLI cheaper where pyinfra's own per-host or per-operation
+machinery was measured to dominate a run (``fleetforge.pyinfra_speed``: each patch says what it replaces, keeps
+pyinfra's results identical and is skipped if pyinfra's layout differs), and a run of an
+inventory on ``@asyncssh`` connects every host at once unless the user asked otherwise
+(``fleetforge.parallel.parallel_for_asyncssh``).
 """
 
 from __future__ import annotations
 
-import functools
-import weakref
-from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
 from fleetforge.connector.choice import CONNECTOR_KEY, CONNECTORS
 from fleetforge.connector.choice import connector_problems as connector_problems  # re-exported
+from fleetforge.parallel import fit_parallel as fit_parallel  # re-exported
+from fleetforge.parallel import parallel_for_asyncssh
+from fleetforge.pyinfra_speed import apply as _apply_speedups
 
 HostEntry = str | tuple[str, dict[str, Any]]
 
-
-def _cache_connector_lookup() -> None:
-    """Look pyinfra's connectors up once per process instead of twice per ``@connector`` host.
-
-    pyinfra 3.10 builds each ``@name/...`` host by calling ``get_all_connectors()``, which scans
-    every installed distribution's entry points (about 2.5 ms each time): 0.25 s of a 50-host
-    run, all of the difference between ``@asyncssh`` and ``@ssh`` there. Entry points do not
-    change during a run, so the lookup is cached. Skipped if pyinfra's layout differs.
-    """
-    try:
-        import pyinfra.api.connectors as connectors
-        import pyinfra.api.inventory as inventory_module
-    except ImportError:  # pragma: no cover
-        return
-    lookup = getattr(connectors, "get_all_connectors", None)
-    if lookup is None or getattr(lookup, "_fleetforge_cached", False):
-        return
-    cached = functools.cache(lookup)
-    cached._fleetforge_cached = True  # type: ignore[attr-defined]
-    connectors.get_all_connectors = cached
-    if getattr(inventory_module, "get_all_connectors", None) is lookup:
-        inventory_module.get_all_connectors = cached
-
-
-_cache_connector_lookup()
-
-
-class _HostList(list):
-    """A group's host list whose ``in`` is a set lookup (``append`` and ``in`` only)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._ids: set[int] = set()
-
-    def append(self, item: Any) -> None:
-        self._ids.add(id(item))
-        super().append(item)
-
-    def __contains__(self, item: object) -> bool:
-        return id(item) in self._ids
-
-
-def _linear_group_building() -> None:
-    """Make pyinfra's inventory build linear in hosts instead of quadratic.
-
-    pyinfra 3.10's ``Inventory.make_hosts_and_groups`` adds each host to its groups with
-    ``if host not in self.groups[name]: append``: a list scan per host, n**2/2 comparisons for a
-    group of n hosts, done twice per CLI run (group data inventory, then the real one). Measured
-    here: 24 s of a 28 s run at 10,000 hosts in one group. During that call only, the group lists
-    are ``_HostList`` (the same order and contents, ``in`` by identity through a set); plain
-    lists afterwards. Skipped if pyinfra's layout differs.
-    """
-    try:
-        from pyinfra.api.inventory import Inventory
-    except ImportError:  # pragma: no cover
-        return
-    original = getattr(Inventory, "make_hosts_and_groups", None)
-    if original is None or getattr(original, "_fleetforge_linear", False):
-        return
-
-    def make_hosts_and_groups(self: Any, names: Any, groups: Any) -> None:
-        self.groups = defaultdict(_HostList, self.groups)
-        try:
-            original(self, names, groups)
-        finally:
-            self.groups = defaultdict(list, {name: list(hosts) for name, hosts in self.groups.items()})
-
-    make_hosts_and_groups._fleetforge_linear = True  # type: ignore[attr-defined]
-    Inventory.make_hosts_and_groups = make_hosts_and_groups
-
-
-_linear_group_building()
-
-
-def _linear_host_init() -> None:
-    """Make pyinfra's ``State.init`` linear in hosts: ``Host.init`` pads each host's log prefix
-    to the longest name with ``max(len(h.name) for h in inventory)``, computed again for every
-    host (n**2: 22 s of a 33 s run at 10,000 hosts, measured here). The longest name is computed
-    once per inventory and host count; the padding is the same. Skipped if pyinfra's layout
-    differs (``Host.init`` must still set ``print_prefix_padding``)."""
-    try:
-        from pyinfra.api.host import Host
-    except ImportError:  # pragma: no cover
-        return
-    original = getattr(Host, "init", None)
-    if original is None or getattr(original, "_fleetforge_linear", False):
-        return
-    if "print_prefix_padding" not in original.__code__.co_names:  # pragma: no cover
-        return
-    longest: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # inventory -> (hosts, longest)
-
-    def init(self: Any, state: Any) -> None:
-        self.state = state
-        self.connector = self.connector_cls(state, self)
-        inventory = self.inventory
-        known = longest.get(inventory)
-        if known is None or known[0] != len(inventory):
-            known = longest[inventory] = (len(inventory), max(len(h.name) for h in inventory))
-        self.print_prefix_padding = " " * (known[1] - len(self.name))
-
-    init._fleetforge_linear = True  # type: ignore[attr-defined]
-    Host.init = init
-
-
-_linear_host_init()
+_apply_speedups()
 
 
 def validate_before_connect() -> None:
@@ -203,13 +105,15 @@ def group(hosts: Iterable[HostEntry], data: dict[str, Any] | None = None) -> tup
         ``@asyncssh/name`` (its data unchanged). Names that already start with ``@`` are kept.
 
     Also arranges for the pyinfra run loading the inventory to validate every host's data before
-    it connects (:func:`validate_before_connect`).
+    it connects (:func:`validate_before_connect`) and, unless the user set a parallelism, to
+    connect all its ``@asyncssh`` hosts at once (:func:`parallel_for_asyncssh`).
 
     Raises:
         SettingsError: a ``fleetforge_connector`` value other than ``"ssh"`` or ``"asyncssh"``,
             naming the host (or the group's first host) and the value.
     """
-    validate_before_connect()
+    parallel_for_asyncssh()
+    validate_before_connect()  # wraps last, so runs first: bad data stops the run before anything else
     data = dict(data or {})
     out: list[HostEntry] = []
     problems = []

@@ -153,6 +153,9 @@ class AsyncSSHConnector(SSHConnector):
     data_cls = ConnectorData
     data_meta = DATA_META
     data: ConnectorData  # type: ignore[assignment]
+    #: every connection is a coroutine on one asyncio loop: many hosts at once cost one socket
+    #: each, no thread or greenlet (``fleetforge.parallel.fit_parallel`` counts such hosts)
+    one_loop = True
 
     _conn: asyncssh.SSHClientConnection | None = None
     _sftp: asyncssh.SFTPClient | None = None
@@ -160,9 +163,16 @@ class AsyncSSHConnector(SSHConnector):
     @override
     @staticmethod
     def make_names_data(name):
-        """``@asyncssh/NAME``: a host called NAME, reached at ``ssh_hostname`` (default NAME)."""
+        """``@asyncssh/NAME``: a host called NAME, reached at ``ssh_hostname`` (default NAME).
+
+        Also makes the pyinfra run that builds this host connect all ``@asyncssh`` hosts at once
+        unless the user set a parallelism (``fleetforge.parallel.parallel_for_asyncssh``).
+        """
         if not name:
             raise ConnectError("@asyncssh needs a host: @asyncssh/HOSTNAME")
+        from fleetforge.parallel import parallel_for_asyncssh
+
+        parallel_for_asyncssh()
         yield name, {"ssh_hostname": name}, []
 
     # connection

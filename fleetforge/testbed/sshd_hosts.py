@@ -56,8 +56,14 @@ SSHD_APT_PACKAGES: tuple[str, ...] = ("iproute2", "openssh-client", "openssh-ser
 
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 _PROXY_MODULE = "fleetforge.testbed.delay_proxy"
-#: Seconds :meth:`SshdFleet.start` waits for all sshd to accept TCP connections.
+#: Seconds :meth:`SshdFleet.start` waits for all sshd to accept TCP connections, plus
+#: :data:`START_TIMEOUT_PER_HOST_S` per host (hundreds of sshd start on a few cores).
 START_TIMEOUT_S = 30.0
+START_TIMEOUT_PER_HOST_S = 0.05
+#: Most hosts in one fleet: a Linux bridge takes at most 1024 ports (``BR_MAX_PORTS``), and the
+#: root namespace, which reaches every host's address, keeps one neighbour entry per host
+#: (``net.ipv4.neigh.default.gc_thresh3``: 1024 by default).
+MAX_HOSTS = 1000
 
 SSHD_CONFIG = """\
 # fleetforge light SSH host {name}
@@ -151,12 +157,15 @@ class SshdFleet:
     Args:
         root: directory for keys, ``known_hosts``, configs and logs (created; reused files are
             overwritten).
-        count: number of hosts, 1 to the number of addresses in ``subnet`` minus 2.
+        count: number of hosts, 1 to the number of addresses in ``subnet`` minus 3 (network,
+            bridge and broadcast addresses), at most :data:`MAX_HOSTS`: a /24 holds 253 hosts,
+            a /22 (``10.99.0.0/22``, as ``bench/connector_bench.py`` uses) 1000.
         prefix: 1-8 lowercase letters/digits, starting with a letter. Names the namespaces
             (``P-0``...), veths (``P-0``...) and bridge (``P-br``). Fleets that coexist need
             different prefixes *and* subnets; starting a fleet first removes the namespaces,
             links, sshd and proxy processes left by a crashed run with the same prefix.
-        subnet: IPv4 network; the bridge gets its first address, host ``i`` the ``i + 2``-th.
+        subnet: IPv4 network of any prefix length; the bridge gets its first address, host ``i``
+            the ``i + 2``-th (in a /22 host 254 is ``10.99.1.0``, a valid host address there).
         delay_ms: added latency per direction in milliseconds (0: clients connect directly).
 
     Raises (from :meth:`start`, also on ``with``):
@@ -179,8 +188,9 @@ class SshdFleet:
         net = ipaddress.ip_network(subnet)
         if not isinstance(net, ipaddress.IPv4Network):
             raise SshdFleetError(f"subnet must be IPv4: {subnet}")
-        if not 1 <= count <= net.num_addresses - 3:
-            raise SshdFleetError(f"count must be 1..{net.num_addresses - 3} for {subnet}: {count}")
+        most = min(net.num_addresses - 3, MAX_HOSTS)
+        if not 1 <= count <= most:
+            raise SshdFleetError(f"count must be 1..{most} for {subnet}: {count}")
         if delay_ms < 0:
             raise SshdFleetError(f"delay_ms must be >= 0: {delay_ms}")
         self.root = Path(root)
@@ -264,7 +274,7 @@ class SshdFleet:
                 self._start_sshd(i)
             if self.delay_ms > 0:
                 self._start_proxy()
-            self._wait_listening(range(self.count), START_TIMEOUT_S)
+            self._wait_listening(range(self.count), START_TIMEOUT_S + START_TIMEOUT_PER_HOST_S * self.count)
         except BaseException:
             self.stop()
             raise
