@@ -23,10 +23,11 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from fleetforge import components
+from fleetforge.facts.models import HostFacts
 from fleetforge.facts.sections import SHA256
 from fleetforge.paths import MANAGED_FILES
 from fleetforge.planner import plan_host
@@ -61,9 +62,14 @@ class HostSnapshot:
     generation: str | None
     is_nixos: bool
     changed_by: list[str] = field(default_factory=list)
+    #: the probe's facts the snapshot was made from (a rollout hands them to the wave's deploy,
+    #: which then needs no probe of its own); never part of the record
+    facts: HostFacts | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(replace(self, facts=None))
+        out.pop("facts")
+        return out
 
     def comparable(self) -> dict[str, Any]:
         """What must be equal for two snapshots to be the same host state."""
@@ -158,6 +164,7 @@ def inspect(
         zram_device=zram,
         generation=generation,
         is_nixos=facts.os.is_nixos,
+        facts=facts,
     )
     return snap, results
 

@@ -286,7 +286,8 @@ class Rollout:
         deploy_rec: dict[str, Any] = {"ran": False}
         if reachable:
             self.say(f"  deploying to {', '.join(reachable)} (pyinfra)")
-            result = run_deploy(self.inventory, self.deploy, reachable, self.deploy_timeout)
+            facts = {h: pre[h].facts for h in reachable if getattr(pre[h], "facts", None) is not None}
+            result = run_deploy(self.inventory, self.deploy, reachable, self.deploy_timeout, facts)
             timings["deploy"] = result.seconds
             deploy_rec = {
                 "ran": True,

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-HOSTS_FILE, EVENTS_FILE = "hosts.json", "events.jsonl"
+HOSTS_FILE, EVENTS_FILE, FACTS_FILE = "hosts.json", "events.jsonl", "facts.json"
 UNKNOWN = "unknown"
 
 
@@ -157,17 +157,26 @@ def parse_deploy(
     return DeployResult(returncode, failed, changed_ops, [], 0.0, unfinished)
 
 
-def run_deploy(inventory: str, deploy: str, hosts: Sequence[str], timeout: float) -> DeployResult:
+def run_deploy(
+    inventory: str, deploy: str, hosts: Sequence[str], timeout: float, facts: dict[str, Any] | None = None
+) -> DeployResult:
     """Deploy ``deploy`` on exactly ``hosts`` of ``inventory`` (see the module docstring).
 
-    ``timeout``: seconds before the run is killed (every host then fails). Never raises for a
-    failed run; the result says what failed and what changed.
+    ``timeout``: seconds before the run is killed (every host then fails). ``facts``: ``{host:
+    HostFacts}`` the rollout's pre-deploy snapshot just gathered; the deploy uses them instead of
+    probing those hosts again (``fleetforge.vps.pre_gathered``). They go to the wave process in
+    a file of its private directory (``mkdtemp``, mode 0700), removed with it. Never raises for
+    a failed run; the result says what failed and what changed.
     """
     start = time.monotonic()
     wave_dir = tempfile.mkdtemp(prefix="fleetforge-wave-")
     try:
         with open(os.path.join(wave_dir, HOSTS_FILE), "x", encoding="utf-8") as f:
             json.dump(list(hosts), f)
+        if facts:
+            fd = os.open(os.path.join(wave_dir, FACTS_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({h: value.to_json() for h, value in facts.items() if h in hosts}, f)
         try:
             out = subprocess.run(
                 wave_argv(inventory, deploy, wave_dir),
@@ -253,6 +262,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     with open(os.path.join(wave_dir, HOSTS_FILE), encoding="utf-8") as f:
         wave = json.load(f)
     _install(wave, os.path.join(wave_dir, EVENTS_FILE))
+    facts_path = os.path.join(wave_dir, FACTS_FILE)
+    if os.path.exists(facts_path):
+        from fleetforge.vps import use_pre_gathered
+
+        with open(facts_path, encoding="utf-8") as f:
+            use_pre_gathered(json.load(f))
     sys.argv = ["pyinfra", *args[2:]]
     try:
         pyinfra_main()

@@ -20,7 +20,7 @@ that opens ``ssh`` itself (``fleetforge verify``, the rollout's snapshots and he
 
 Keepalives also bound a shared master connection (``ControlPersist``): a host that stops
 answering mid-run is dropped after about interval x (count + 1) seconds instead of hanging every
-command multiplexed over it.
+command multiplexed over it. Masters are closed (``ssh -O exit``) when the process exits.
 
 Options always end with ``--``: whatever the destination holds, ssh(1) reads no option after it.
 
@@ -61,7 +61,11 @@ _IPV6 = re.compile(r"[0-9A-Fa-f]*:[0-9A-Fa-f:.]*(?:%[A-Za-z0-9_.-]+)?")
 _PATH = re.compile(r"[A-Za-z0-9_./~+@:,=][A-Za-z0-9_./~+@:,=-]*")
 STRICT_VALUES = ("yes", "no", "off", "accept-new", "ask")
 DEFAULT_STRICT = "accept-new"  # pyinfra's default (pyinfra.connectors.ssh)
-CONTROL_PERSIST_S = 15
+# A master lives while this process runs (closed at exit: ``close_masters``), so a rollout's
+# snapshot, verification, health checks and rollback of a wave share one connection per host
+# however long the wave's deploy takes; keepalives still drop it if the host stops answering.
+# Should the process be killed, an idle master exits after this many seconds.
+CONTROL_PERSIST_S = 1800
 # a host (or a shared master connection to it) that stops answering is dropped after about
 # interval x (count + 1) seconds; the same defaults as the @asyncssh connector (ssh_keepalive_*)
 KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT_MAX = 15, 3
@@ -232,9 +236,9 @@ class SshConnection:
         """``ssh`` argv running ``command`` (one string, for the remote shell) on the host.
 
         ``connect_timeout``: seconds (default: ``ssh_connect_timeout``, else 10).
-        ``share``: multiplex over a master connection kept ``CONTROL_PERSIST_S`` seconds (one
+        ``share``: multiplex over a master connection kept until this process exits (one
         handshake for a series of commands; the socket, in a private directory, is named by a
-        hash of the host and every option); else a fresh connection that shares nothing
+        hash of the host and every option; ``close_masters``); else a fresh connection that shares nothing
         (``ControlMaster=no``, ``ControlPath=none``).
         """
         timeout = connect_timeout or self.connect_timeout or 10
@@ -265,6 +269,8 @@ class SshConnection:
             path = os.path.join(private_dir(), name)
             argv += ["-o", "ControlMaster=auto", "-o", f"ControlPath={path.replace('%', '%%')}"]
             argv += ["-o", f"ControlPersist={CONTROL_PERSIST_S}s"]
+            with _LOCK:
+                _MASTERS[path] = self.hostname
         else:
             argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
         return [*argv, "--", self.hostname, command]
@@ -327,6 +333,23 @@ def connection(host: str, data: dict[str, Any]) -> SshConnection:
 
 _LOCK = threading.Lock()
 _PRIVATE: dict[str, str] = {}
+_MASTERS: dict[str, str] = {}  # control socket path -> destination, of this process's masters
+
+
+def close_masters() -> None:
+    """Ask every master connection this process started to exit (``ssh -O exit``, 5 s each at
+    most); a master that is gone already is fine. Runs at exit, before the private directory
+    holding the sockets is removed."""
+    with _LOCK:
+        masters = list(_MASTERS.items())
+        _MASTERS.clear()
+    for path, hostname in masters:
+        if os.path.exists(path):
+            argv = ["ssh", "-o", f"ControlPath={path.replace('%', '%%')}", "-O", "exit", "--", hostname]
+            try:
+                subprocess.run(argv, capture_output=True, timeout=5, stdin=subprocess.DEVNULL, check=False)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
 
 
 def private_dir() -> str:
@@ -336,6 +359,7 @@ def private_dir() -> str:
         if "dir" not in _PRIVATE:
             path = tempfile.mkdtemp(prefix="fleetforge-ssh-")
             atexit.register(shutil.rmtree, path, True)
+            atexit.register(close_masters)  # runs first: atexit calls are last in, first out
             _PRIVATE["dir"] = path
         return _PRIVATE["dir"]
 

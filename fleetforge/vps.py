@@ -11,6 +11,7 @@ file changed or the live state drifted from the plan, so a second run changes no
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
@@ -99,6 +100,28 @@ def summary(plan: TuningPlan) -> str:
     return f"plan: {disks}; {zram}; {len(plan.sysctls)} sysctls{nix}"
 
 
+#: ``{host: HostFacts}`` gathered by the rollout's pre-deploy snapshot moments before this run
+#: (``fleetforge.rollout_wave``): each host's deploy uses them instead of probing again. Empty
+#: in a plain ``pyinfra`` run.
+_PRE_GATHERED: dict[str, HostFacts] = {}
+
+
+def use_pre_gathered(facts: dict[str, Any]) -> None:
+    """Take ``{host: HostFacts JSON}`` (a rollout's snapshot) as this process's facts for those
+    hosts. Raises pydantic's ``ValidationError`` for JSON that is not ``HostFacts``."""
+    _PRE_GATHERED.update({name: HostFacts.model_validate(value) for name, value in facts.items()})
+
+
+def gather(settings: HostSettings) -> HostFacts | None:
+    """The current host's facts: the rollout's pre-deploy probe when there is one, else one
+    ``HostProbe`` round trip (``None`` when it failed: pyinfra has marked the host failed)."""
+    facts = _PRE_GATHERED.pop(host.name, None)
+    if facts is not None:
+        host.log("facts: the rollout's pre-deploy snapshot (no second probe)", logger.info)
+        return facts
+    return host.get_fact(HostProbe, sysctl_keys=sysctl_keys(settings), files=MANAGED_FILES)
+
+
 @deploy("fleetforge: tune VPS")
 def tune_host() -> None:
     """Detect, plan and push the tuning plan for the current host.
@@ -107,7 +130,7 @@ def tune_host() -> None:
     contradicts its hardware) during pyinfra's prepare phase, before any operation runs.
     """
     settings = with_nix_cache(inventory_settings()[host.name])
-    facts: HostFacts | None = host.get_fact(HostProbe, sysctl_keys=sysctl_keys(settings), files=MANAGED_FILES)
+    facts = gather(settings)
     if facts is None:  # the probe failed: pyinfra has already marked this host failed
         return
     plan = plan_host(host.name, facts, settings)

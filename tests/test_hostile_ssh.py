@@ -138,7 +138,7 @@ def test_health_check_and_verify_run_exactly_the_expected_argv(ssh_stub):
     control = os.path.join(sshopts.private_dir(), name)
     assert testinfra == [
         *["-o", "BatchMode=yes", *OPTIONS, "-o", "ControlMaster=auto", "-o", f"ControlPath={control}"],
-        *["-o", "ControlPersist=15s", "--", "203.0.113.10", "sudo /bin/sh -c 'cat /proc/swaps'"],
+        *["-o", "ControlPersist=1800s", "--", "203.0.113.10", "sudo /bin/sh -c 'cat /proc/swaps'"],
     ]
     assert stat.S_IMODE(os.stat(sshopts.private_dir()).st_mode) == 0o700
 

@@ -148,3 +148,29 @@ def test_ssh_password_is_honoured(password_server):
         result = check("pw-host", bad)
         assert not result.ok and "Permission denied" in result.reason, result
     assert PASSWORD not in " ".join(sshopts.connection("pw-host", data).argv("true"))
+
+
+def test_one_master_per_host_for_the_whole_process_closed_at_exit(fleet):
+    """Commands share one master connection per host for as long as the process runs (a
+    rollout's snapshot and its verification after a long deploy), and the master exits with the
+    process: no ``[mux]`` ssh is left behind."""
+    h = fleet.hosts[0]
+    data = {"ssh_hostname": h.connect_host, "ssh_user": "root", "ssh_key": str(h.key),
+            "ssh_known_hosts_file": str(h.known_hosts), "ssh_strict_host_key_checking": "yes"}  # fmt: skip
+    script = (
+        "import sys, json, os\n"
+        "from fleetforge import sshopts\n"
+        "c = sshopts.connection('h', json.loads(sys.argv[1]))\n"
+        "a = c.run('echo $PPID', share=True).stdout\n"
+        "b = c.run('echo $PPID', share=True).stdout\n"
+        "print(sshopts.private_dir(), a == b and a.strip() != b'', flush=True)\n"
+    )
+    import json
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(data)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    private, same_session_parent = out.stdout.split()
+    assert same_session_parent == "True"  # both commands came through the same sshd connection
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert not [line for line in ps.splitlines() if private in line], ps

@@ -263,7 +263,7 @@ def test_record_shape_and_summary_of_a_stopped_rollout(monkeypatch):
         ro.Rollout, "_rollback", lambda self, n, a, b: {"rolled_back": True, "verified": True, "seconds": 0.5}
     )
 
-    def fake_deploy(inventory, deploy, hosts, timeout):
+    def fake_deploy(inventory, deploy, hosts, timeout, facts=None):
         deployed.append(list(hosts))
         return ro.DeployResult(0, {}, {h: ["op"] for h in hosts}, [], 1.0)
 
@@ -306,7 +306,7 @@ def test_failures_within_budget_continue_and_roll_back_only_the_failed_host(monk
     )
     monkeypatch.setattr(ro.Rollout, "_post", lambda self, n: (n, snap(), [], 0.2))
     monkeypatch.setattr(ro.Rollout, "_health", lambda self, n: (n, [], 0.0))
-    monkeypatch.setattr(ro, "run_deploy", lambda i, d, hosts, t: ro.DeployResult(0, {}, {}, [], 1.0))
+    monkeypatch.setattr(ro, "run_deploy", lambda i, d, hosts, t, facts=None: ro.DeployResult(0, {}, {}, [], 1.0))
     record = ro.Rollout("inv.py", "d.py", waves, targets, max_fail_percentage=50).run()
     assert record["outcome"] == "completed-with-failures" and record["exit_code"] == 2
     assert [w["status"] for w in record["waves"]] == ["passed", "passed"]
@@ -416,7 +416,7 @@ def test_a_host_lost_after_its_deploy_cannot_be_rolled_back_and_fails_the_run(mo
     )
     monkeypatch.setattr(ro.Rollout, "_health", lambda self, n: (n, [], 0.0))
     monkeypatch.setattr(
-        ro, "run_deploy", lambda i, d, hosts, t: ro.DeployResult(-1, {"b": "deploy failed: x"}, {}, [], 1.0)
+        ro, "run_deploy", lambda i, d, hosts, t, facts=None: ro.DeployResult(-1, {"b": "deploy failed: x"}, {}, [], 1.0)
     )
     record = ro.Rollout("inv.py", "d.py", waves, targets, max_fail_percentage=50).run()
     b = record["waves"][0]["host_results"]["b"]

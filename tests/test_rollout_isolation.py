@@ -128,3 +128,31 @@ def test_a_host_dying_in_a_one_host_wave_is_recorded_truthfully(server, tmp_path
     assert "unfinished (may have changed it): host dies" in "\n".join(lines)
     assert not (tmp_path / "never").exists()
     json.dumps(record)
+
+
+def test_the_wave_deploy_takes_the_snapshots_facts_instead_of_probing(server, tmp_path):
+    """``run_deploy(facts=...)``: the wave process gets each host's pre-deploy facts (a file in
+    its private directory, mode 0600, removed with it) and ``fleetforge.vps.gather`` returns them
+    without a probe; a host without them is probed as usual."""
+    from fleetforge.facts.models import HostFacts
+
+    fixture = json.loads((Path(__file__).parent / "facts/probe.HostProbe/qemu-virtio-blk-vda-bios.json").read_text())
+    facts = HostFacts.model_validate(fixture["fact"])
+    inventory = write_inventory(tmp_path / "inventory.py", server, {"canary": ["web-1", "web-2"]})
+    out = tmp_path / "seen"
+    deploy = tmp_path / "deploy.py"
+    deploy.write_text(
+        textwrap.dedent(f"""
+        from pyinfra import host
+        from fleetforge import vps
+        facts = vps.gather(vps.inventory_settings()[host.name])
+        with open({str(out)!r}, "a") as f:
+            f.write(f"{{host.name}} {{facts.os.hostname if facts else None}} {{facts.kernel_release if facts else None}}\\n")
+        """)
+    )
+    result = ro.run_deploy(inventory, str(deploy), ["web-1", "web-2"], timeout=120, facts={"web-1": facts})
+    assert result.returncode == 0, result.log_tail
+    seen = dict(line.split(" ", 1) for line in out.read_text().splitlines())
+    assert seen["web-1"] == f"{facts.os.hostname} {facts.kernel_release}"  # handed over: the fixture's host, not this machine
+    local = Path("/proc/sys/kernel/osrelease").read_text().strip()
+    assert seen["web-2"].endswith(local) and seen["web-2"] != seen["web-1"]  # probed for real
