@@ -153,6 +153,7 @@ def test_the_wave_deploy_takes_the_snapshots_facts_instead_of_probing(server, tm
     result = ro.run_deploy(inventory, str(deploy), ["web-1", "web-2"], timeout=120, facts={"web-1": facts})
     assert result.returncode == 0, result.log_tail
     seen = dict(line.split(" ", 1) for line in out.read_text().splitlines())
-    assert seen["web-1"] == f"{facts.os.hostname} {facts.kernel_release}"  # handed over: the fixture's host, not this machine
+    # handed over: the fixture's host, not this machine
+    assert seen["web-1"] == f"{facts.os.hostname} {facts.kernel_release}"
     local = Path("/proc/sys/kernel/osrelease").read_text().strip()
     assert seen["web-2"].endswith(local) and seen["web-2"] != seen["web-1"]  # probed for real
