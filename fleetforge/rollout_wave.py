@@ -164,7 +164,7 @@ def run_deploy(
 
     ``timeout``: seconds before the run is killed (every host then fails). ``facts``: ``{host:
     HostFacts}`` the rollout's pre-deploy snapshot just gathered; the deploy uses them instead of
-    probing those hosts again (``fleetforge.vps.pre_gathered``). They go to the wave process in
+    probing those hosts again (``fleetforge.vps.gather``). They go to the wave process in
     a file of its private directory (``mkdtemp``, mode 0700), removed with it. Never raises for
     a failed run; the result says what failed and what changed.
     """

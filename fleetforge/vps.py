@@ -3,9 +3,11 @@
 
 Per host, while pyinfra prepares: look up the host's validated settings (the whole inventory is
 validated once, before pyinfra connects, so a typo on any host stops the run before one is
-contacted), run ``HostProbe`` once, plan, render, and queue the operations.
-Follow-ups (udev trigger, ``sysctl -p``, zram restart, nix-daemon restart) run only when their
-file changed or the live state drifted from the plan, so a second run changes nothing.
+contacted), run ``HostProbe`` once (in a rollout: take the pre-deploy snapshot's facts), plan,
+render, and queue the operations: on a Linux host one ``managed_files`` operation, so a first
+deploy is the probe plus one command. Follow-ups (udev trigger, ``sysctl -p``, zram restart,
+nix-daemon restart) run only when their file changed or the live state drifted from the plan,
+so a second run changes nothing.
 """
 
 from __future__ import annotations
