@@ -286,7 +286,7 @@ class Rollout:
         deploy_rec: dict[str, Any] = {"ran": False}
         if reachable:
             self.say(f"  deploying to {', '.join(reachable)} (pyinfra)")
-            facts = {h: pre[h].facts for h in reachable if getattr(pre[h], "facts", None) is not None}
+            facts = {h: pre[h].facts for h in reachable if pre[h].facts is not None}
             result = run_deploy(self.inventory, self.deploy, reachable, self.deploy_timeout, facts)
             timings["deploy"] = result.seconds
             deploy_rec = {
