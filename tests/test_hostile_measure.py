@@ -314,7 +314,8 @@ def test_extreme_but_finite_samples_make_a_result_that_reads_back_and_plans_only
         if " && fio --output-format=json --name=fleetforge " in command:
             big = candidate(command) in ("none", "1024")
             value = remote.MAX_FIO_NUMBER if big else 1.0
-            return fio_side(iops=value, bw_bytes=value, clat_ns={"percentile": {"99.000000": 1}})
+            io = {"io_bytes": remote.MAX_FIO_NUMBER} if "--bs=128k" in command else {}  # read to the end
+            return fio_side(iops=value, bw_bytes=value, clat_ns={"percentile": {"99.000000": 1}}, **io)
         return None
 
     fake.answer = answer

@@ -125,12 +125,14 @@ def parse_parent_disks(text: str) -> dict[str, str]:
 @dataclass(frozen=True)
 class Job:
     """One fio job: ``workload`` (randread, randwrite, seqread direct; seqread-buffered through
-    the page cache and read-ahead), on ``path``, for ``runtime_s`` seconds."""
+    the page cache and read-ahead), on ``path``, for ``runtime_s`` seconds (at most, for
+    seqread-buffered), on ``size_mib`` MiB from ``offset_mib``."""
 
     workload: str
     path: str
     size_mib: int
     runtime_s: float
+    offset_mib: int = 0
 
     def argv(self) -> list[str]:
         rw = {"randread": "randread", "randwrite": "randwrite", "randread-qd1": "randread"}.get(self.workload, "read")
@@ -138,6 +140,8 @@ class Job:
             "fio", "--output-format=json", "--name=fleetforge", f"--filename={self.path}",
             f"--size={self.size_mib}M", f"--rw={rw}", f"--runtime={int(self.runtime_s * 1000)}ms",
         ]  # fmt: skip
+        if self.offset_mib:
+            args.append(f"--offset={self.offset_mib}M")
         if self.workload in ("randread", "randwrite"):
             args += ["--bs=4k", "--ioengine=libaio", "--iodepth=16", "--direct=1", "--time_based=1"]
             args += ["--norandommap=1", "--randrepeat=0"]
@@ -164,12 +168,13 @@ def layout_argv(path: str, size_mib: int) -> list[str]:
 @dataclass(frozen=True)
 class FioResult:
     """``iops`` (operations/s), ``mib_s`` (MiB/s), ``p99_ms`` (99th percentile completion
-    latency, ms; ``None`` when fio reported none)."""
+    latency, ms; ``None`` when fio reported none), ``io_mib`` (MiB the job read or wrote)."""
 
     iops: float
     mib_s: float
     p99_ms: float | None
     mean_us: float | None = None
+    io_mib: float = 0.0
 
 
 def parse_fio(text: str, workload: str) -> FioResult:
@@ -193,6 +198,7 @@ def parse_fio(text: str, workload: str) -> FioResult:
         bw / 2**20,
         None if p99 is None else _number(p99, "clat p99") / 1e6,
         None if mean is None else _number(mean, "clat mean") / 1e3,
+        _number(side.get("io_bytes", 0), "io_bytes") / 2**20,
     )
 
 

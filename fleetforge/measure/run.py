@@ -39,6 +39,9 @@ from fleetforge.settings import HostSettings
 #: the knob, SSH round trips; about 0.4 s a job on the TCG test VMs)
 BUDGET_SHARE = 0.6
 MIN_RUNTIME_S, MAX_RUNTIME_S = 0.3, 10.0
+#: a read-ahead job reads at least this many of the largest window (the ramp-up of the window
+#: from its first size, mm/readahead.c get_init_ra_size, is then a small part of the read)
+READ_AHEAD_MIN_WINDOWS = 4
 SCHEDULER_WORKLOADS = ("randread", "randwrite", "seqread")
 UNITS = {"randread": "IOPS", "randwrite": "IOPS", "seqread": "MiB/s", "seqread-buffered": "MiB/s"}
 #: control characters (C0, DEL, C1) and the bidi/zero-width formatting characters: a host's text
@@ -173,6 +176,11 @@ def _series(
                 value = result.iops if UNITS[job.workload] == "IOPS" else result.mib_s
                 if value <= 0:  # no I/O completed: nothing measured (and a gain over 0 is infinite)
                     raise remote.HostOutputError(f"fio {job.workload}: no I/O completed ({candidate} {value:g})")
+                if job.offset_mib and result.io_mib < job.size_mib:  # stopped by time: read-ahead left unread
+                    raise MeasureError(
+                        f"host {name}: fio {job.workload} at {candidate}: read {result.io_mib:.1f} of "
+                        f"{job.size_mib} MiB in {job.runtime_s:g} s; the disk is too slow for this budget"
+                    )
                 p99 = result.p99_ms if job.workload != "seqread-buffered" else None
                 samples[job.workload].append(Sample(candidate=candidate, round=rnd, value=value, p99_ms=p99))
     return samples
@@ -201,6 +209,29 @@ def _decided(
     )  # fmt: skip
 
 
+def _read_ahead_job(
+    conn: Conn, name: str, item: remote.Plan, path: str, runtime_s: float, options: Options
+) -> remote.Job:
+    """The read-ahead job: one cold buffered read of the test file's last S MiB, to its end.
+
+    Read-ahead runs ahead of the reader, so a job stopped by time leaves up to two windows read
+    and never consumed: a time-bound job undercounts a 4 MiB window by 2 x 4 MiB / the MiB read
+    (measured on an 8 MiB/s QEMU-throttled disk in 0.45 s jobs: 4 MiB/s at 4096 against 9 MiB/s
+    at 128, where every window reaches the same cap). mm/readahead.c never reads past the end of
+    the file, so a read that ends there wastes nothing. S is what the planned value reads in
+    ``runtime_s`` (one calibration read, discarded), at least ``READ_AHEAD_MIN_WINDOWS`` of the
+    largest window, at most the file.
+    """
+    assert item.read_ahead_path is not None and item.read_ahead_baseline is not None
+    probe = remote.Job("seqread-buffered", path, options.file_mib, runtime_s)
+    command = f"{_set(item.read_ahead_path, str(item.read_ahead_baseline))} && {shlex.join(probe.argv())}"
+    rate = remote.parse_fio(_run(conn, name, "fio read-ahead calibration", command), probe.workload)
+    floor_mib = math.ceil(READ_AHEAD_MIN_WINDOWS * max(item.read_aheads) / 1024)
+    size = min(options.file_mib, max(floor_mib, math.ceil(rate.mib_s * runtime_s), 1))
+    cap_s = max(runtime_s, options.command_timeout_s * 0.8)
+    return remote.Job("seqread-buffered", path, size, cap_s, offset_mib=options.file_mib - size)
+
+
 def _measure_disk(
     conn: Conn, name: str, item: remote.Plan, path: str, workload: str, runtime_s: float, options: Options
 ) -> DiskMeasurement:
@@ -213,10 +244,9 @@ def _measure_disk(
     if item.read_ahead_path and item.read_ahead_baseline is not None:
         if item.scheduler_path and item.scheduler_baseline:  # read-ahead is measured under the planned scheduler
             _run(conn, name, "set the scheduler", _set(item.scheduler_path, item.scheduler_baseline))
-        values = [str(v) for v in item.read_aheads]
-        jobs = [remote.Job("seqread-buffered", path, options.file_mib, runtime_s)]
-        found = _series(conn, name, item.read_ahead_path, values, str(item.read_ahead_baseline), jobs, options)
-        baseline = str(item.read_ahead_baseline)
+        values, baseline = [str(v) for v in item.read_aheads], str(item.read_ahead_baseline)
+        jobs = [_read_ahead_job(conn, name, item, path, runtime_s, options)]
+        found = _series(conn, name, item.read_ahead_path, values, baseline, jobs, options)
         series.append(_decided("read_ahead_kb", "seqread-buffered", True, baseline, values, found["seqread-buffered"]))
     read_ahead_path = item.read_ahead_path or f"/sys/block/{item.disk}/queue/read_ahead_kb"
     return DiskMeasurement(

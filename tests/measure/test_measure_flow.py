@@ -33,7 +33,7 @@ class Result:
 class FakeHost:
     """vm-blk-1 with ext4 on vda1 only; ``none`` gives 40 % more IOPS, read-ahead 4096 the most MiB/s."""
 
-    def __init__(self, fio_installed=True, state="", mktemp_path=None, fail_job=None):
+    def __init__(self, fio_installed=True, state="", mktemp_path=None, fail_job=None, slow=1.0):
         self.sysfs = {SCHED: "mq-deadline", RA: "128", "/sys/block/vdb/queue/scheduler": "mq-deadline"}
         self.files: set[str] = set()
         self.state = state
@@ -44,6 +44,8 @@ class FakeHost:
         self.log: list[str] = []
         self.rng = random.Random(1)
         self.zram: set[int] = set()
+        self.slow = slow  # a job of runtime t reads rate x t x slow MiB at most
+        self.read_ahead_jobs: list[list[str]] = []
 
     def run(self, command: str) -> Result:
         self.log.append(command)
@@ -119,6 +121,10 @@ class FakeHost:
         iops = (1400 if self.sysfs[SCHED] == "none" else 1000) * noise
         mib_s = {"128": 20, "1024": 90, "4096": 120}[self.sysfs[RA]] * noise
         side = {"iops": iops, "bw_bytes": mib_s * 2**20, "clat_ns": {"percentile": {"99.000000": 2e6}}}
+        size_mib = int(next(a for a in argv if a.startswith("--size=")).removeprefix("--size=").removesuffix("M"))
+        runtime_s = int(next(a for a in argv if a.startswith("--runtime=")).split("=")[1].removesuffix("ms")) / 1000
+        self.read_ahead_jobs.append(argv) if "--bs=128k" in argv else None
+        side["io_bytes"] = min(size_mib, mib_s * runtime_s * self.slow) * 2**20
         return Result(0, json.dumps({"jobs": [{"read": side, "write": side}]}))
 
 
@@ -158,6 +164,23 @@ def test_a_measurement_decides_from_the_samples_and_leaves_the_host_as_it_was():
     # the state naming fio was written before fio was installed
     install = next(i for i, c in enumerate(fake.log) if "apt-get install" in c)
     assert "fio" in json.loads(shlex.split(fake.log[install - 1])[-1])["packages"]
+
+
+def test_read_ahead_jobs_read_to_the_end_of_the_file_as_much_as_the_planned_value_reads_in_the_job_time():
+    fake = FakeHost()
+    measure(fake, Options(repeats=4, budget_s=10, file_mib=64, knobs=("read_ahead_kb",)))
+    calibration, *jobs = fake.read_ahead_jobs
+    assert "--offset" not in " ".join(calibration) and "--size=64M" in calibration and "--runtime=500ms" in calibration
+    assert len(jobs) == 4 * 3
+    # the planned 4096 reads 120 MiB/s: 60 MiB in the job time (0.5 s), the last 60 MiB of the 64 MiB file
+    assert {(a[4], a[7]) for a in jobs} == {("--size=60M", "--offset=4M")}
+
+
+def test_a_read_ahead_job_stopped_by_time_before_the_end_of_the_file_stops_the_run():
+    fake = FakeHost(slow=1e-4)
+    with pytest.raises(MeasureError, match=r"host vm-blk-1: fio seqread-buffered at .*: read 1\.0 of 60 MiB in 480 s"):
+        measure(fake, Options(repeats=4, budget_s=10, file_mib=64, knobs=("read_ahead_kb",)))
+    assert (fake.sysfs[RA], fake.files, fake.state) == ("128", set(), "")
 
 
 def test_a_failing_job_stops_the_run_and_the_host_is_restored_all_the_same():
