@@ -8,5 +8,7 @@ before anything is written) unless ``disk_layout.confirm_wipe_serial`` is that d
 """
 
 from fleetforge.layout.apply import lay_out_disk
+from fleetforge.runs.pyinfra_hook import recorded
 
-lay_out_disk()
+with recorded():  # this run's record in the run store (README: Run records)
+    lay_out_disk()

@@ -7,5 +7,7 @@ Paths: host data ``disk_layout = {"disko_file": ..., "hardware_file": ...}``.
 """
 
 from fleetforge.layout.disko import push_disko
+from fleetforge.runs.pyinfra_hook import recorded
 
-push_disko()
+with recorded():  # this run's record in the run store (README: Run records)
+    push_disko()

@@ -7,5 +7,7 @@ directory, default ``bundle``), ``iso_prune`` (delete other files in ``iso_dir``
 """
 
 from fleetforge.bundle.push import push_bundle
+from fleetforge.runs.pyinfra_hook import recorded
 
-push_bundle()
+with recorded():  # this run's record in the run store (README: Run records)
+    push_bundle()

@@ -7,5 +7,7 @@ See ``fleetforge/nixcache/roles.py`` for roles, addresses, keys and rotation.
 """
 
 from fleetforge.nixcache.deploy import nix_cache
+from fleetforge.runs.pyinfra_hook import recorded
 
-nix_cache()
+with recorded():  # this run's record in the run store (README: Run records)
+    nix_cache()

@@ -6,6 +6,8 @@
 What it does and why each value is chosen: ``fleetforge plan inventory.py``.
 """
 
+from fleetforge.runs.pyinfra_hook import recorded
 from fleetforge.vps import tune_host
 
-tune_host()
+with recorded():  # this run's record in the run store (README: Run records)
+    tune_host()

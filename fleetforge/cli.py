@@ -1,8 +1,8 @@
 """``fleetforge``: plan, verify and the local test hosts.
 
-    fleetforge probe INVENTORY [--limit NAME ...] [--parallel N] [--json]
-    fleetforge plan INVENTORY [--limit NAME ...] [--json]
-    fleetforge verify INVENTORY [--limit NAME ...] [--json]
+    fleetforge probe INVENTORY [--limit NAME ...] [--parallel N] [--json] [--record [PATH] | --no-record]
+    fleetforge plan INVENTORY [--limit NAME ...] [--json] [--record [PATH] | --no-record]
+    fleetforge verify INVENTORY [--limit NAME ...] [--json] [--record [PATH] | --no-record]
     fleetforge disko INVENTORY [--limit NAME ...] [--json]
     fleetforge bundle fetch MANIFEST [--dir DIR] [--parallel N]
     fleetforge bundle status INVENTORY [--bundle DIR] [--limit NAME ...] [--json]
@@ -30,6 +30,7 @@ from fleetforge.console import make_console  # noqa: E402
 from fleetforge.errors import FleetforgeError  # noqa: E402
 from fleetforge.models import HostFacts  # noqa: E402
 from fleetforge.plan_table import plan_table  # noqa: E402
+from fleetforge.runs.record import add_record_arguments  # noqa: E402
 from fleetforge.secrets import redact_facts, redact_plan, secret_keys  # noqa: E402
 
 EXIT_BAD_INPUT = 3
@@ -93,58 +94,81 @@ def _probe_table(hosts, results) -> Table:
 def cmd_probe(args: argparse.Namespace) -> int:
     """Connect to every host (at most --parallel at once), run HostProbe once each, print a table."""
     from fleetforge.gather import load_inventory, probe
+    from fleetforge.runs.commands import probe_record
+    from fleetforge.runs.pyinfra_hook import ConnectPhases
+    from fleetforge.runs.record import RunRecorder
 
-    state, hosts = load_inventory(args.inventory, args.limit, parallel=args.parallel)
-    results = probe(state, hosts)
-    failed = sorted(name for name, facts in results.items() if isinstance(facts, str))
-    if args.json:
-        out = {
-            h.name: (
-                {"error": f}
-                if isinstance(f := results.get(h.name, "not probed"), str)
-                else redact_facts(f.to_json(), secret_keys(h.data))
-            )
-            for h in hosts
-        }
-        print(json.dumps(out, indent=2))
-    else:
-        console = _console()
-        console.print(_probe_table(hosts, results))
-        console.print(f"probe: {len(hosts) - len(failed)}/{len(hosts)} hosts answered")
-    return 1 if failed else 0
+    with RunRecorder.for_args("probe", args) as rec:
+        state, hosts = load_inventory(args.inventory, args.limit, parallel=args.parallel)
+        state.add_callback_handler(ConnectPhases(rec))
+        with rec.phase("probe"):
+            results = probe(state, hosts)
+        for h in hosts:
+            rec.set_host(probe_record(h, results.get(h.name, "not probed")))
+        failed = sorted(name for name, facts in results.items() if isinstance(facts, str))
+        if args.json:
+            out = {
+                h.name: (
+                    {"error": f}
+                    if isinstance(f := results.get(h.name, "not probed"), str)
+                    else redact_facts(f.to_json(), secret_keys(h.data))
+                )
+                for h in hosts
+            }
+            print(json.dumps(out, indent=2))
+        else:
+            console = _console()
+            console.print(_probe_table(hosts, results))
+            console.print(f"probe: {len(hosts) - len(failed)}/{len(hosts)} hosts answered")
+        return rec.finish(1 if failed else 0)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from fleetforge.gather import load_inventory, probe
     from fleetforge.planner import plan_host
+    from fleetforge.runs.commands import plan_record
+    from fleetforge.runs.pyinfra_hook import ConnectPhases
+    from fleetforge.runs.record import RunRecorder
+    from fleetforge.verify import model_warnings
 
-    state, hosts = load_inventory(args.inventory, args.limit)
-    results = probe(state, hosts)
-    out, code, console = {}, 0, _console()
-    for h in hosts:
-        facts = results.get(h.name, "not probed")
-        if isinstance(facts, str):
-            out[h.name] = {"error": facts}
-            code = max(code, 1)
-            continue
-        try:
-            plan = plan_host(h.name, facts, h.settings)
-        except FleetforgeError as exc:  # PlanError: this host's data does not fit its hardware
-            out[h.name] = {"error": str(exc)}
-            code = EXIT_BAD_INPUT
-            continue
-        keys = secret_keys(h.data)
-        out[h.name] = {"facts": redact_facts(facts.to_json(), keys), "plan": redact_plan(plan.to_json(), keys)}
-        if not args.json:
-            console.print(_facts_table(h.name, facts))
-            console.print(plan_table(plan, keys))
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
-        for name, item in out.items():
-            if "error" in item:
-                console.print(_red(f"{name}: {item['error']}"))
-    return code
+    with RunRecorder.for_args("plan", args) as rec:
+        state, hosts = load_inventory(args.inventory, args.limit)
+        state.add_callback_handler(ConnectPhases(rec))
+        with rec.phase("probe"):
+            results = probe(state, hosts)
+        out, code, warned, console = {}, 0, False, _console()
+        for h in hosts:
+            facts = results.get(h.name, "not probed")
+            if isinstance(facts, str):
+                out[h.name] = {"error": facts}
+                rec.set_host(plan_record(h, facts))
+                code = max(code, 1)
+                continue
+            try:
+                plan = plan_host(h.name, facts, h.settings)
+            except FleetforgeError as exc:  # PlanError: this host's data does not fit its hardware
+                out[h.name] = {"error": str(exc)}
+                rec.set_host(plan_record(h, facts, error=str(exc)))
+                code = EXIT_BAD_INPUT
+                continue
+            keys = secret_keys(h.data)
+            warnings = [f"{r.item}: {r.actual}" for r in model_warnings(h.name, facts, h.settings)]
+            warned = warned or bool(warnings)
+            rec.set_host(plan_record(h, facts, plan, warnings=warnings))
+            plan_json = redact_plan(plan.to_json(), keys)
+            out[h.name] = {"facts": redact_facts(facts.to_json(), keys), "plan": plan_json, "warnings": warnings}
+            if not args.json:
+                console.print(_facts_table(h.name, facts))
+                console.print(plan_table(plan, keys))
+        if args.json:
+            print(json.dumps(out, indent=2))
+        else:
+            for name, item in out.items():
+                if "error" in item:
+                    console.print(_red(f"{name}: {item['error']}"))
+                for line in item.get("warnings", []):
+                    console.print(f"WARN {name}: {line}", style="yellow", markup=False)
+        return rec.finish(2 if code == 0 and warned else code)  # 1 or 3 (a host failed) before 2
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -152,26 +176,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from fleetforge.gather import load_inventory
     from fleetforge.nixcache import verify as nixcache_verify
+    from fleetforge.runs.commands import verify_record
+    from fleetforge.runs.record import RunRecorder
     from fleetforge.verify import exit_code, testinfra_host, verify_host
 
-    _, hosts = load_inventory(args.inventory, args.limit)
-    cache = nixcache_verify.prepare(hosts, testinfra_host)
-    with ThreadPoolExecutor(max_workers=min(32, max(1, len(hosts)))) as pool:
-        outcomes = list(
-            pool.map(
-                lambda h: verify_host(
-                    h.name, h.data, cache.settings(h.name, h.settings), cache.checks, cache.nixos_modules(h.name)
-                ),
-                hosts,
-            )
-        )
-    results = [r for _, host_results in outcomes for r in host_results]
-    code = exit_code(results)
+    with RunRecorder.for_args("verify", args) as rec:
+        _, hosts = load_inventory(args.inventory, args.limit)
+        cache = nixcache_verify.prepare(hosts, testinfra_host)
+
+        def one(h):
+            settings, modules = cache.settings(h.name, h.settings), cache.nixos_modules(h.name)
+            return rec.call(
+                "verify", h.name, verify_host, h.name, h.data, settings, cache.checks, modules,
+                failed=lambda outcome: any(r.severity == "fail" for r in outcome.results),
+            )  # fmt: skip
+
+        with ThreadPoolExecutor(max_workers=min(32, max(1, len(hosts)))) as pool:
+            outcomes = list(pool.map(one, hosts))
+        for h, outcome in zip(hosts, outcomes, strict=True):
+            rec.set_host(verify_record(h, outcome))
+        results = [r for outcome in outcomes for r in outcome.results]
+        code = rec.finish(exit_code(results))
     if args.json:
         print(json.dumps({"exit_code": code, "results": [r.__dict__ for r in results]}, indent=2))
         return code
     console = _console()
-    for h, (_, host_results) in zip(hosts, outcomes, strict=True):
+    for h, outcome in zip(hosts, outcomes, strict=True):
+        host_results = outcome.results
         bad = [r for r in host_results if r.severity != "ok"]
         ok = len(host_results) - len(bad)
         console.print(f"{h.name}: {ok}/{len(host_results)} checks passed")
@@ -307,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "probe":
             p.add_argument("--parallel", type=int, default=None, help="at most N hosts at once (default: all)")
+        if name != "disko":
+            add_record_arguments(p)  # the run store: fleetforge.runs
         p.set_defaults(func=func)
     sub.add_parser("testbed", help="local QEMU test hosts: up|down|status|reset|build")
     _add_bundle_parser(sub)
@@ -316,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     from fleetforge.measure.cli import add_parser as add_tune_parser
 
     add_tune_parser(sub)
+    from fleetforge.report.cli import add_parser as add_report_parser
+
+    add_report_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -23,6 +23,9 @@ Per wave:
    back at its recorded pre-deploy state. A failed gate stops the rollout; later waves are not
    touched. A host that cannot be reached after its deploy cannot be rolled back: it is
    recorded as ``not-rolled-back``, named in the summary, and the exit code is 1.
+
+Besides its JSON record, each rollout is one run in the run store (``fleetforge.runs``): the steps
+above are timed per host and wave by ``fleetforge.runs.rollout_record.RolloutRecorder``.
 """
 
 from __future__ import annotations
@@ -37,10 +40,13 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from fleetforge.errors import FleetforgeError
 from fleetforge.rollout_wave import UNKNOWN, DeployResult, parse_deploy, run_deploy
+from fleetforge.runs.rollout_record import RolloutRecorder
+from fleetforge.runs.rollout_record import add_arguments as add_run_store_arguments
 
 __all__ = ["DeployResult", "parse_deploy", "run_deploy"]  # the wave's deploy: fleetforge.rollout_wave
 
@@ -186,6 +192,7 @@ class Rollout:
         verify: bool = True,
         deploy_timeout: float = 1800,
         progress: Progress | None = None,
+        recorder: RolloutRecorder | None = None,
     ):
         self.inventory, self.deploy, self.waves, self.targets = inventory, deploy, waves, targets
         self.max_fail = max_fail_percentage
@@ -193,6 +200,7 @@ class Rollout:
         self.verify = verify
         self.deploy_timeout = deploy_timeout
         self.progress = progress or (lambda _msg: None)
+        self.rec = recorder or RolloutRecorder(None)  # the run store's record (fleetforge.runs)
         self.t0 = time.monotonic()
 
     def say(self, msg: str) -> None:
@@ -272,7 +280,7 @@ class Rollout:
 
         t = time.monotonic()
         pre: dict[str, Any] = {}
-        for name, snap, secs in _parallel(self._pre, list(wave.hosts)):
+        for name, snap, secs in _parallel(self.rec.snapshot(index, self._pre), list(wave.hosts)):
             rec_hosts[name]["timings_s"]["snapshot"] = round(secs, 2)
             if isinstance(snap, str):
                 fail(name, f"unreachable before the deploy: {snap}")
@@ -287,7 +295,8 @@ class Rollout:
         if reachable:
             self.say(f"  deploying to {', '.join(reachable)} (pyinfra)")
             facts = {h: pre[h].facts for h in reachable if pre[h].facts is not None}
-            result = run_deploy(self.inventory, self.deploy, reachable, self.deploy_timeout, facts)
+            deploy = partial(run_deploy, self.inventory, self.deploy, reachable, self.deploy_timeout, facts)
+            result = self.rec.deploy(index, reachable, deploy)
             timings["deploy"] = result.seconds
             deploy_rec = {
                 "ran": True,
@@ -307,7 +316,7 @@ class Rollout:
 
             t = time.monotonic()
             post: dict[str, Any] = {}
-            for name, snap, results, secs in _parallel(self._post, reachable):
+            for name, snap, results, secs in _parallel(self.rec.verify(index, self._post), reachable):
                 rec_hosts[name]["timings_s"]["verify"] = round(secs, 2)
                 if isinstance(snap, str):
                     fail(name, f"unreachable after the deploy: {snap}")
@@ -333,7 +342,7 @@ class Rollout:
 
             t = time.monotonic()
             healthy = [h for h in reachable if h in post and h not in result.failed]
-            for name, results, secs in _parallel(self._health, healthy):
+            for name, results, secs in _parallel(self.rec.health(index, self._health), healthy):
                 rec_hosts[name]["health"] = [r.to_json() for r in results]
                 rec_hosts[name]["timings_s"]["health"] = round(secs, 2)
                 for r in results:
@@ -374,7 +383,7 @@ class Rollout:
                 self.say(f"  {h}: nothing changed, nothing to roll back")
                 continue
             self.say(f"  {h}: rolling back {len(rec_hosts[h].get('changed_files', []))} file(s) and live state")
-            rb = self._rollback(h, pre[h], post[h])
+            rb = self.rec.rollback(index, h, self._rollback, pre[h], post[h])
             rec_hosts[h]["rollback"] = rb
             rec_hosts[h]["status"] = "rolled-back" if rb.get("verified") else "rollback-failed"
             if rb.get("verified"):
@@ -550,6 +559,7 @@ def add_parser(sub) -> None:
     p.add_argument("--no-verify", action="store_true",
                    help="skip fleetforge's plan verification (deploys other than the tuning)")  # fmt: skip
     p.add_argument("--deploy-timeout", type=float, default=1800, metavar="S", help="per wave (default 1800)")
+    add_run_store_arguments(p)
     p.set_defaults(func=cmd_rollout)
 
 
@@ -566,31 +576,35 @@ def cmd_rollout(args) -> int:
     from fleetforge.console import make_console  # host names and reasons print as text, never markup
     from fleetforge.gather import load_inventory
 
-    if not 0 <= args.max_fail_percentage <= 100:
-        raise RolloutError(f"--max-fail-percentage: expected 0 to 100, got {args.max_fail_percentage:g}")
-    _, hosts = load_inventory(args.inventory)
-    if not hosts:
-        raise RolloutError(f"{args.inventory}: no hosts")
-    waves, schedule = plan_waves(args, hosts)
-    console, out = make_console(stderr=True), make_console()
-    if args.dry:
-        return dry_run(args, hosts, waves, schedule, out)
-    targets = {h.name: Target(h.name, h.data, h.settings) for h in hosts}
-    progress = None if args.json else console.print
-    record = Rollout(
-        args.inventory,
-        args.deploy,
-        waves,
-        targets,
-        max_fail_percentage=args.max_fail_percentage,
-        schedule=schedule,
-        verify=not args.no_verify,
-        deploy_timeout=args.deploy_timeout,
-        progress=progress,
-    ).run()
-    path = args.record or default_record_path()
-    record["record_path"] = path
-    write_record(record, path)
+    with RolloutRecorder.for_args(args) as rec:  # the run store's record (fleetforge.runs)
+        if not 0 <= args.max_fail_percentage <= 100:
+            raise RolloutError(f"--max-fail-percentage: expected 0 to 100, got {args.max_fail_percentage:g}")
+        _, hosts = load_inventory(args.inventory)
+        if not hosts:
+            raise RolloutError(f"{args.inventory}: no hosts")
+        waves, schedule = plan_waves(args, hosts)
+        rec.begin(waves, {h.name: h.data for h in hosts})
+        console, out = make_console(stderr=True), make_console()
+        if args.dry:
+            return dry_run(args, hosts, waves, schedule, out, rec)
+        targets = {h.name: Target(h.name, h.data, h.settings) for h in hosts}
+        progress = None if args.json else console.print
+        record = Rollout(
+            args.inventory,
+            args.deploy,
+            waves,
+            targets,
+            max_fail_percentage=args.max_fail_percentage,
+            schedule=schedule,
+            verify=not args.no_verify,
+            deploy_timeout=args.deploy_timeout,
+            progress=progress,
+            recorder=rec,
+        ).run()
+        path = args.record or default_record_path()
+        record["record_path"] = path
+        write_record(record, path)
+        rec.finish(record)
     if args.json:
         print(json.dumps(record, indent=2, default=str))
     else:
@@ -600,8 +614,9 @@ def cmd_rollout(args) -> int:
     return record["exit_code"]
 
 
-def dry_run(args, hosts, waves: list[Wave], schedule: dict[str, Any], out) -> int:
-    """Waves, hosts and each host's plan; probes the hosts read-only, changes nothing."""
+def dry_run(args, hosts, waves: list[Wave], schedule: dict[str, Any], out, rec: RolloutRecorder | None = None) -> int:
+    """Waves, hosts and each host's plan; probes the hosts read-only, changes nothing. ``rec``:
+    the run store's record, given each host's plan."""
     from fleetforge.gather import load_inventory, probe
     from fleetforge.plan_table import plan_table
     from fleetforge.planner import plan_host
@@ -614,6 +629,7 @@ def dry_run(args, hosts, waves: list[Wave], schedule: dict[str, Any], out) -> in
         f = facts.get(h.name, "not probed")
         plans[h.name] = {"error": f} if isinstance(f, str) else plan_host(h.name, f, h.settings)
     code = 1 if any(isinstance(p, dict) for p in plans.values()) else 0
+    (rec or RolloutRecorder(None)).finish_dry(code, waves, facts, plans)
     if args.json:
         payload = {
             "dry": True,

@@ -21,6 +21,9 @@ pyinfra's public API:
 
 ``WAVE_DIR`` is a private directory (``tempfile.mkdtemp``: unpredictable name, mode 0700) holding
 ``hosts.json`` (the wave's host names) and the event log; it is removed after the run.
+
+The wave process runs with ``FLEETFORGE_RUN_STORE=off``: its deploy is part of the rollout's own
+run record (``fleetforge.runs.rollout_record``), not a deploy record of its own.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from typing import Any
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 HOSTS_FILE, EVENTS_FILE, FACTS_FILE = "hosts.json", "events.jsonl", "facts.json"
 UNKNOWN = "unknown"
+#: the wave's pyinfra process records no run of its own: the rollout's record has its deploy
+RUN_STORE_ENV = "FLEETFORGE_RUN_STORE"
 
 
 @dataclass
@@ -179,7 +184,7 @@ def run_deploy(
                 json.dump({h: value.to_json() for h, value in facts.items() if h in hosts}, f)
         try:
             out = subprocess.run(
-                wave_argv(inventory, deploy, wave_dir),
+                wave_argv(inventory, deploy, wave_dir), env={**os.environ, RUN_STORE_ENV: "off"},
                 capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
             )  # fmt: skip
             code, stdout, stderr = out.returncode, out.stdout, out.stderr

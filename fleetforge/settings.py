@@ -29,6 +29,7 @@ from fleetforge.components.zram.settings import parse_size_mib as parse_size_mib
 from fleetforge.errors import FleetforgeError
 from fleetforge.layout.settings import LayoutSettings
 from fleetforge.measure.settings import MeasureSettings
+from fleetforge.ovh.hardware import OvhModel
 from fleetforge.textcheck import AbsPath, check_text, has_control, matching
 
 # Prefixes of data keys read by pyinfra's connectors; never fleetforge's.
@@ -66,7 +67,16 @@ def _address(value: Any) -> str:
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
 
+def _ipv6(value: Any) -> str:
+    try:
+        text = check_text(value, None, "an IPv6 address or network")
+        return str(ipaddress.IPv6Network(text, strict=False) if "/" in text else ipaddress.IPv6Address(text))
+    except ValueError:
+        raise ValueError(f"expected an IPv6 address or network like 2001:db8::/64, got {value!r}") from None
+
+
 IPAddress = Annotated[str, BeforeValidator(_ip_address)]
+IPv6 = Annotated[str, BeforeValidator(_ipv6)]
 Address = Annotated[str, BeforeValidator(_address)]
 KeyName = matching(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a key name like fleetforge-cache-1")
 # a Nix name that is also a safe flake fragment (no quotes, dots or '#'): fleetforge.nixos.flake
@@ -148,6 +158,12 @@ class HostSettings(
     nix_cache_server: Literal["nix-serve", "harmonia"] = "nix-serve"  # NixOS cache hosts
     # which pyinfra connector reaches the host; takes effect through fleetforge.inventory.group
     fleetforge_connector: Literal["ssh", "asyncssh"] = "ssh"
+    # set by fleetforge.ovh.inventory (docs/ovh.md), or by hand: what OVH sells for this host.
+    # ``fleetforge plan`` and ``verify`` warn (exit 2) where the detected hardware differs.
+    ovh_model: OvhModel | None = None
+    ovh_kind: Literal["vps", "dedicated"] | None = None
+    ovh_datacenter: matching(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", "an OVH datacenter like gra11") | None = None
+    ovh_ipv6: IPv6 | None = None  # an address, or the routed block (2001:db8:1:2::/64)
 
 
 class SettingsError(FleetforgeError):

@@ -17,7 +17,7 @@ import hashlib
 import secrets
 import shlex
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import testinfra
 import testinfra.host
@@ -30,6 +30,7 @@ from fleetforge.facts.probe import SCRIPT, ZRAM_GENERATOR_PATHS, HostProbe, prob
 from fleetforge.models import HostFacts, TuningPlan
 from fleetforge.nixos.flake import host_flake
 from fleetforge.nixos.modules import ensure_import, render_modules
+from fleetforge.ovh.hardware import model_mismatches
 from fleetforge.paths import MANAGED_FILES, NIXOS_CONFIGURATION, NIXOS_FLAKE
 from fleetforge.planner import plan_host, sysctl_keys
 from fleetforge.settings import HostSettings
@@ -223,10 +224,25 @@ def probe_and_plan(
     that cannot be used, ``FactProcessError``, ``PlanError``)."""
     host = testinfra_host(name, data)
     facts = probe_with(host, settings)
+    return host, *plan_and_checks(name, facts, settings, nixos_extra)
+
+
+def plan_and_checks(
+    name: str, facts: HostFacts, settings: HostSettings, nixos_extra: dict[str, Any] | None = None
+) -> tuple[TuningPlan, list[Check]]:
+    """The plan for probed ``facts`` and its checks (see ``probe_and_plan``). Raises ``PlanError``."""
     plan = plan_host(name, facts, settings)
     persistent = persistence_checks(plan, facts, nixos_extra, settings.nixos_flake_host)
-    checks = [*checks_for(plan, nixos=facts.os.is_nixos), *persistent]
-    return host, plan, checks
+    return plan, [*checks_for(plan, nixos=facts.os.is_nixos), *persistent]
+
+
+class Verified(NamedTuple):
+    """One host's verify: ``plan`` and ``facts`` (None when the host could not be probed) and
+    every check's result."""
+
+    plan: TuningPlan | None
+    results: list[CheckResult]
+    facts: HostFacts | None = None
 
 
 def verify_host(
@@ -235,16 +251,30 @@ def verify_host(
     settings: HostSettings,
     extra: Callable[[str, Any], list[CheckResult]] | None = None,
     nixos_extra: dict[str, Any] | None = None,
-) -> tuple[TuningPlan | None, list[CheckResult]]:
+) -> Verified:
     """Probe, plan and check one host. A host that cannot be reached is one failed result.
 
     ``extra(name, testinfra host)``: more results for this host (the Nix cache's checks);
     ``nixos_extra``: see ``probe_and_plan``."""
     try:
-        host, plan, checks = probe_and_plan(name, data, settings, nixos_extra)
+        host = testinfra_host(name, data)
+        facts = probe_with(host, settings)
+        plan, checks = plan_and_checks(name, facts, settings, nixos_extra)
     except Exception as exc:
-        return None, [unreachable(name, exc)]
-    return plan, run_checks(name, host, checks) + (extra(name, host) if extra else [])
+        return Verified(None, [unreachable(name, exc)])
+    results = run_checks(name, host, checks) + (extra(name, host) if extra else [])
+    return Verified(plan, results + model_warnings(name, facts, settings), facts)
+
+
+def model_warnings(name: str, facts: HostFacts, settings: HostSettings) -> list[CheckResult]:
+    """One warning per way the detected hardware differs from the host's ``ovh_model`` (vCPUs,
+    RAM, disk; ``fleetforge.ovh.hardware.model_mismatches``); none without an ``ovh_model``."""
+    model = settings.ovh_model
+    if model is None:
+        return []
+    item = f"hardware matches OVH model {model.name}"  # fleetforge.runs.commands.MODEL_ITEM
+    expected = f"{model.vcores} vCores, {model.memory_mib} MiB RAM, {model.disk_gb} GB disk"
+    return [CheckResult(name, item, expected, line, "warn") for line in model_mismatches(facts, model)]
 
 
 def unreachable(name: str, exc: Exception) -> CheckResult:

@@ -31,6 +31,7 @@ from fleetforge.paths import (
     NIXOS_CONFIGURATION,
 )
 from fleetforge.planner import PlanError, plan_host, sysctl_keys
+from fleetforge.runs.pyinfra_hook import note_files, note_plan
 from fleetforge.settings import HostSettings
 from fleetforge.settings import inventory_settings as validated_inventory
 from fleetforge.verify import checks_for
@@ -135,7 +136,9 @@ def tune_host() -> None:
     facts = gather(settings)
     if facts is None:  # the probe failed: pyinfra has already marked this host failed
         return
+    note_plan(facts, None)  # the run record (fleetforge.runs): hardware even if planning fails
     plan = plan_host(host.name, facts, settings)
+    note_plan(facts, plan)
     host.log(summary(plan), logger.info)
     if facts.os.is_nixos:
         tune_nixos(plan, facts, settings)
@@ -165,6 +168,7 @@ def tune_linux(plan: TuningPlan, facts: HostFacts) -> None:
                 drift=tuple(component.drift(plan, facts)),
             )
         )
+    note_files(TUNING_FILES_OP, steps)
     managed_files(name=TUNING_FILES_OP, steps=steps)
 
 
@@ -197,6 +201,7 @@ def tune_nixos(plan: TuningPlan, facts: HostFacts, settings: HostSettings) -> No
         for path, content in sorted(files.items())
     ]
     written = [(s.dest, backup_path(s.dest) if s.current is not None else None) for s in steps if s.changed]
+    note_files("NixOS modules", steps)
     modules = managed_files(name="NixOS modules", steps=steps)
     # Live drift matters only where activation changes the live system: a boot-only host differs
     # from its plan by design until it reboots, and must not get a new generation on every run.

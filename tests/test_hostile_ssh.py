@@ -148,7 +148,7 @@ def test_hostile_values_stop_health_checks_and_verify_before_ssh_runs(ssh_stub, 
     for key, value in hostile(marker)[:4]:
         result = run_health_check("web-1", {key: value}, HealthCheck(command="true", retries=0))
         assert not result.ok and f"host web-1: {key}: " in result.reason
-        _, (failed,) = verify.verify_host("web-1", {key: value}, settings)
+        (failed,) = verify.verify_host("web-1", {key: value}, settings).results
         assert failed.severity == "fail" and f"host web-1: {key}: " in failed.actual
     assert ssh_stub() == []  # ssh never ran
 

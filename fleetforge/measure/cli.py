@@ -22,6 +22,8 @@ from typing import Any
 from fleetforge.measure import results
 from fleetforge.measure.run import Options, TimedConn, measure_host, printable
 from fleetforge.measure.targets import KNOBS
+from fleetforge.runs.models import HostRecord
+from fleetforge.runs.record import RunRecorder, add_record_arguments, one_line
 
 
 def add_parser(sub: Any) -> None:
@@ -38,6 +40,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--command-timeout-s", type=float, default=600.0, help="seconds for each command on a host (600)")
     p.add_argument("--disk", action="append", help="measure only this disk, e.g. vdb (repeatable)")
     p.add_argument("--report", help="write an HTML report of the stored results to this file")
+    add_record_arguments(p)  # the run store: fleetforge.runs
     p.set_defaults(func=cmd_tune)
 
 
@@ -73,41 +76,53 @@ def _measure_one(h: Any, options: Options) -> str | None:
     return None
 
 
+def _measure_recorded(rec: RunRecorder, h: Any, options: Options) -> str | None:
+    """``_measure_one``, timed as the host's ``measure`` phase and recorded as its status."""
+    error = rec.call("measure", h.name, _measure_one, h, options, failed=lambda line: line is not None)
+    status = "ok" if error is None else "failed"
+    rec.set_host(HostRecord(host=h.name, status=status, error=None if error is None else one_line(error)))
+    return error
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
+    """Measure (``--measure``) and/or write the report (``--report``); one run record (``tune``)
+    with each measured host's status and ``measure`` phase."""
     from fleetforge.gather import load_inventory
 
-    if not args.measure and not args.report:
-        print("fleetforge tune: nothing to do: give --measure (and/or --report FILE)", file=sys.stderr)
-        return 3
-    if args.repeats < 4 or args.file_mib < 16 or args.budget_s <= 0:
-        print("fleetforge tune: expected --repeats >= 4, --file-mib >= 16, --budget-s > 0", file=sys.stderr)
-        return 3
-    _, hosts = load_inventory(args.inventory, args.limit)
-    code = 0
-    if args.measure:
-        options = Options(
-            args.repeats,
-            args.budget_s,
-            args.file_mib,
-            tuple(args.knob or KNOBS),
-            tuple(args.disk or ()),
-            getattr(args, "command_timeout_s", 600.0),
-        )
-        groups: dict[str, list[Any]] = defaultdict(list)
-        for h in hosts:  # hosts sharing hardware one at a time; a host alone is its own group
-            groups[h.settings.hardware_group or f"host:{h.name}"].append(h)
+    target = " ".join(flag for flag, on in (("--measure", args.measure), ("--report", args.report)) if on)
+    with RunRecorder.for_args("tune", args, target=target) as rec:
+        if not args.measure and not args.report:
+            print("fleetforge tune: nothing to do: give --measure (and/or --report FILE)", file=sys.stderr)
+            return rec.finish(3)
+        if args.repeats < 4 or args.file_mib < 16 or args.budget_s <= 0:
+            print("fleetforge tune: expected --repeats >= 4, --file-mib >= 16, --budget-s > 0", file=sys.stderr)
+            return rec.finish(3)
+        _, hosts = load_inventory(args.inventory, args.limit)
+        code = 0
+        if args.measure:
+            options = Options(
+                args.repeats,
+                args.budget_s,
+                args.file_mib,
+                tuple(args.knob or KNOBS),
+                tuple(args.disk or ()),
+                getattr(args, "command_timeout_s", 600.0),
+            )
+            groups: dict[str, list[Any]] = defaultdict(list)
+            for h in hosts:  # hosts sharing hardware one at a time; a host alone is its own group
+                groups[h.settings.hardware_group or f"host:{h.name}"].append(h)
 
-        def run_group(members: list[Any]) -> list[str]:
-            return [e for h in members if (e := _measure_one(h, options))]
+            def run_group(members: list[Any]) -> list[str]:
+                return [e for h in members if (e := _measure_recorded(rec, h, options))]
 
-        with ThreadPoolExecutor(max_workers=max(1, min(32, len(groups)))) as pool:
-            errors = [e for found in pool.map(run_group, groups.values()) for e in found]
-        for line in errors:
-            print(f"fleetforge tune: {line}", file=sys.stderr)
-        code = 1 if errors else 0
-    if args.report:
-        from fleetforge.measure.report import write_report
+            with ThreadPoolExecutor(max_workers=max(1, min(32, len(groups)))) as pool:
+                errors = [e for found in pool.map(run_group, groups.values()) for e in found]
+            for line in errors:
+                print(f"fleetforge tune: {line}", file=sys.stderr)
+            code = 1 if errors else 0
+        if args.report:
+            from fleetforge.measure.report import write_report
 
-        stored = [m for h in hosts if (m := results.load(h.settings.measurements_dir, h.name))]
-        print(f"report: {write_report(stored, args.report)} ({len(stored)} hosts)")
-    return code
+            stored = [m for h in hosts if (m := results.load(h.settings.measurements_dir, h.name))]
+            print(f"report: {write_report(stored, args.report)} ({len(stored)} hosts)")
+        return rec.finish(code)

@@ -83,6 +83,10 @@ ul.comparisons{margin:0;padding-left:20px;font-size:12px;color:#424a53;overflow-
 """
 
 
+#: the report's CSS, public for pages that embed ``host_section``
+STYLE = _STYLE
+
+
 def _rows(series: Series, metric: Metric) -> list[Row]:
     """The candidates in their measured order, plus any that only appear in the samples, each
     with ``(round, number)`` of its samples that have the ``metric``."""
@@ -218,6 +222,19 @@ def _host(m: HostMeasurement) -> str:
         out.append(_swap(m.host, m.swap))
     out.append("</section>")
     return "".join(out)
+
+
+def host_section(m: HostMeasurement) -> str:
+    """One host's ``<section class="host">`` exactly as this report draws it (heading, how it was
+    measured, skipped disks, restored items, disk and swap charts), for pages that embed it (the
+    fleet report, ``fleetforge.report``). Needs ``STYLE`` on the page; everything from the host is
+    escaped. Pure: raises nothing for a valid model."""
+    return _host(m)
+
+
+def legend() -> str:
+    """The legend of ``host_section``'s charts (dot colours, median tick, labels) as one ``<div>``."""
+    return _legend()
 
 
 def _legend() -> str:
