@@ -30,6 +30,7 @@ from fleetforge.errors import FleetforgeError
 from fleetforge.layout.settings import LayoutSettings
 from fleetforge.measure.settings import MeasureSettings
 from fleetforge.ovh.hardware import OvhModel
+from fleetforge.secrets import is_secret_key, secret_keys
 from fleetforge.textcheck import AbsPath, check_text, has_control, matching
 
 # Prefixes of data keys read by pyinfra's connectors; never fleetforge's.
@@ -66,6 +67,7 @@ def _address(value: Any) -> str:
 
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
+
 
 def _ipv6(value: Any) -> str:
     try:
@@ -182,6 +184,9 @@ def _shown(text: str) -> str:
     return repr(text) if has_control(text) else text
 
 
+_GOT = re.compile(r",? got .*\Z", re.S)
+
+
 def settings_from_data(host: str, data: dict[str, Any]) -> HostSettings:
     """Validate the fleetforge keys of one host's merged data.
 
@@ -189,6 +194,7 @@ def settings_from_data(host: str, data: dict[str, Any]) -> HostSettings:
     Raises ``SettingsError`` naming the host and every bad key.
     """
     declared = set(data.get("extra_data_keys") or [])
+    secret = secret_keys(data if isinstance(data.get("secret_keys"), list) else {})
     ours = {key: value for key, value in data.items() if not key.startswith(CONNECTOR_PREFIXES) and key not in declared}
     try:
         return HostSettings.model_validate(ours)
@@ -201,6 +207,9 @@ def settings_from_data(host: str, data: dict[str, Any]) -> HostSettings:
                 known = ", ".join(sorted(model.model_fields))
                 message = f"unknown key (expected one of: {known}; declare your own keys in "
                 message += "extra_data_keys)"
+            elif any(isinstance(part, str) and is_secret_key(part, secret) for part in err["loc"]):
+                # a secret's value is never printed, not even a mistyped one (fleetforge/secrets.py)
+                message = _GOT.sub("", err["msg"].removeprefix("Value error, ")) + " (the value is a secret: not shown)"
             else:
                 message = err["msg"].removeprefix("Value error, ")
                 if not message.startswith("expected"):

@@ -141,3 +141,18 @@ def test_host_names_that_could_be_options_or_add_lines_are_refused():
     text = str(err.value)
     assert len(text.splitlines()) == 3  # the newline in a name is shown as \n, not printed
     assert "host 'x\\ny': (host name): expected a name without spaces" in text
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"nix_settings": {"access-tokens": "github.com=ghp_TOPSECRET\nx"}}, "nix_settings.access-tokens"),
+        ({"secret_keys": ["my-pass"], "nix_settings": {"my-pass": "ghp_TOPSECRET\nx"}}, "nix_settings.my-pass"),
+    ],
+)
+def test_a_mistyped_secret_is_named_but_its_value_never_shown(data, key):
+    with pytest.raises(SettingsError) as caught:
+        settings_from_data("web-1", data)
+    text = str(caught.value)
+    assert text.startswith(f"host web-1: {key}: expected a nix.conf value on one line") and "not shown" in text
+    assert "TOPSECRET" not in text and "TOPSECRET" not in repr(caught.value.problems)

@@ -26,7 +26,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -47,13 +47,14 @@ def is_host_name(name: Any) -> bool:
 @dataclass(frozen=True)
 class Credentials:
     """Where and as whom to call: ``endpoint`` (the name given, ``ovh-eu`` or a URL), ``url`` (its
-    base URL, ``https://eu.api.ovh.com/1.0``) and the three keys."""
+    base URL, ``https://eu.api.ovh.com/1.0``) and the three keys (the two secret ones left out of
+    ``repr``, so no traceback or log line shows them)."""
 
     endpoint: str
     url: str
     application_key: str
-    application_secret: str
-    consumer_key: str
+    application_secret: str = field(repr=False)
+    consumer_key: str = field(repr=False)
 
     @property
     def secrets(self) -> tuple[str, str]:
@@ -170,7 +171,8 @@ class OvhApi:
             return self._client.get(path)
         except ovh.exceptions.APIError as exc:
             raise translate(exc, f"GET {path}", self.creds.url, self.creds.secrets) from None
-        except (AttributeError, TypeError) as exc:  # an error answer whose JSON is not an object
+        except (AttributeError, TypeError, RecursionError) as exc:
+            # an error answer whose JSON is not an object; JSON nested deeper than Python decodes
             raise OvhError(
                 f"OVH API {self.creds.url}: GET {path}: unexpected answer ({type(exc).__name__})", "response"
             ) from None
@@ -271,8 +273,9 @@ def load_account(
 
 def parse_ip(value: Any) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
     """``value`` (``"203.0.113.10"``, ``"203.0.113.10/32"``, ``"2001:db8::/64"``) as an interface,
-    or ``None`` if it is not an IP address, with or without a prefix length."""
-    if not isinstance(value, str) or len(value) > 64:
+    or ``None`` if it is not an IP address, with or without a prefix length. An IPv6 scope
+    (``fe80::1%eth0``: any text but ``%`` and ``/`` to ``ipaddress``) is not an address either."""
+    if not isinstance(value, str) or len(value) > 64 or "%" in value:
         return None
     try:
         return ipaddress.ip_interface(value)

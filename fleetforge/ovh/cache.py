@@ -8,9 +8,9 @@ of the endpoint URL, the application key, the consumer key and the kinds listed:
 themselves are never written, and two accounts used with one application key do not share a
 file. The file holds the endpoint URL, the time of the fetch and the answers, nothing else.
 
-A cache file that is unreadable, malformed, not ours, group/world accessible or from another
-endpoint is ignored (the API is asked again); a cache that cannot be written is reported by the
-caller and the run goes on.
+A cache file that is unreadable, malformed (not the shape ``fetch_account`` gives), not ours,
+group/world accessible or from another endpoint is ignored (the API is asked again); a cache
+that cannot be written is reported by the caller and the run goes on.
 """
 
 from __future__ import annotations
@@ -57,14 +57,23 @@ def read_cache(path: Path, endpoint: str, max_age_s: float, now: float | None = 
             return None
         try:
             cached = json.loads(f.read(64 * 1024 * 1024))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
             return None
     if not isinstance(cached, dict) or cached.get("format") != FORMAT or cached.get("endpoint") != endpoint:
         return None
     fetched_at, account = cached.get("fetched_at"), cached.get("account")
-    if not isinstance(fetched_at, int | float) or not isinstance(account, dict):
+    if not isinstance(fetched_at, int | float) or not _is_account(account):
         return None
     return account if 0 <= now - fetched_at < max_age_s else None
+
+
+def _is_account(account: Any) -> bool:
+    """Whether ``account`` has the shape ``fetch_account`` gives: ``{"vps": [record],
+    "dedicated": [record]}``, each record an object. What is inside a record is checked again by
+    the inventory, as for an API answer."""
+    if not isinstance(account, dict) or not set(account) <= {"vps", "dedicated"}:
+        return False
+    return all(isinstance(records, list) and all(isinstance(r, dict) for r in records) for records in account.values())
 
 
 def _private_dir(path: Path) -> None:

@@ -46,10 +46,12 @@ class OvhError(FleetforgeError):
 
 
 def clean(text: Any, limit: int = 160) -> str:
-    """``text`` as one short printable line: its ``repr`` if it holds a control character, cut at
-    ``limit`` characters. API answers are untrusted: they must not add lines or escape codes."""
+    """``text`` as one short printable line: its ``repr`` if it holds a control character or any
+    other character that is not printable (U+2028, bidi overrides, zero-width and other format
+    characters: ``repr`` escapes them), cut at ``limit`` characters. API answers are untrusted: they
+    must not add lines, escape codes or reorder what a terminal shows."""
     text = text if isinstance(text, str) else repr(text)
-    if has_control(text):
+    if has_control(text) or not text.isprintable():
         text = repr(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -62,16 +64,21 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
-def _body(response: Any) -> tuple[str | None, str]:
-    """``(errorCode, message)`` of an OVH error answer (``(None, "")`` if it has none)."""
+def _body(response: Any, secrets: Iterable[str | None]) -> tuple[str | None, str]:
+    """``(errorCode, message)`` of an OVH error answer (``(None, "")`` if it has none), each
+    scrubbed of ``secrets`` before it is cut (a secret cut in two would not be found after)."""
     try:
         body = response.json()
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None, ""
     if not isinstance(body, dict):
         return None, ""
-    code = body.get("errorCode")
-    return (clean(code, 40) if code else None), clean(body.get("message") or "")
+    code, message = body.get("errorCode"), body.get("message") or ""
+
+    def text(value: Any) -> str:
+        return scrub(value if isinstance(value, str) else repr(value), secrets)
+
+    return (clean(text(code), 40) if code else None), clean(text(message))
 
 
 def _retry_after(response: Any) -> int | None:
@@ -93,7 +100,8 @@ def translate(exc: Exception, call: str, endpoint: str, secrets: Iterable[str | 
     where = f"OVH API {endpoint}: {call}"
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
-    code, message = _body(response) if response is not None else (None, "")
+    secrets = tuple(secrets)
+    code, message = _body(response, secrets) if response is not None else (None, "")
     said = f": {message}" if message else ""
     if isinstance(exc, ox.HTTPError):
         text, kind = (

@@ -37,7 +37,10 @@ RAM_MIN_RATIO = 0.85  # MemTotal at least 85 % of the RAM sold...
 RAM_MAX_RATIO = 1.02  # ...and at most 102 % of it
 DISK_TOLERANCE = 0.10  # largest disk within +-10 % of disk_gb GiB
 
-PositiveInt = Annotated[int, Field(gt=0, strict=True)]
+#: the largest number ``OvhModel`` takes (2**31 - 1: 2 PiB of RAM in MiB, 2 EB of disk in GB): a
+#: size far past any model stays a whole number that float arithmetic and the messages can handle
+MAX_SIZE = 2**31 - 1
+PositiveInt = Annotated[int, Field(gt=0, le=MAX_SIZE, strict=True)]
 
 
 class OvhModel(BaseModel):
@@ -46,7 +49,7 @@ class OvhModel(BaseModel):
     ``name``: OVH's model name (``vps-le-2-4-80``, ``vps-2025-model1``, a dedicated server's
     commercial range); ``vcores``: vCPUs (threads); ``memory_mib``: RAM in MiB; ``disk_gb``: the
     main disk in OVH's GB (compared as GiB, see the module docstring). Frozen, extra keys refused,
-    numbers strictly positive ``int``s (no ``bool``, no strings).
+    numbers strictly positive ``int``s up to ``MAX_SIZE`` (no ``bool``, no strings).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -57,8 +60,12 @@ class OvhModel(BaseModel):
     disk_gb: PositiveInt
 
 
-def _gib(n_bytes: float) -> str:
-    """``n_bytes`` in GiB with one decimal, ``.0`` dropped: ``"1.9"``, ``"4"``."""
+def _gib(n_bytes: int) -> str:
+    """``n_bytes`` in GiB with one decimal, ``.0`` dropped: ``"1.9"``, ``"4"``; a size past what a
+    float holds (a host's answer) as ``"over 9.98e+291"``."""
+    if abs(n_bytes) >= 2**1000:
+        bound = 2**1000 // GIB
+        return f"over {bound:.3g}" if n_bytes > 0 else f"under {-bound:.3g}"
     return f"{n_bytes / GIB:.1f}".removesuffix(".0")
 
 

@@ -18,6 +18,7 @@ line on stderr, not an error. Everything the API answers is treated as untrusted
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 import sys
@@ -172,13 +173,15 @@ def _vps_host(name: str, record: dict[str, Any]) -> OvhHost | str:
 
 
 def _size(value: Any, units: Mapping[str, float]) -> int | None:
-    """``{"unit": "GB", "value": 480}`` in the unit ``units`` maps to 1, or ``None``."""
+    """``{"unit": "GB", "value": 480}`` in the unit ``units`` maps to 1, or ``None`` (also for a
+    value that is not finite: JSON's ``1e400``, ``Infinity``, ``NaN``, or one that overflows)."""
     if not isinstance(value, dict) or value.get("unit") not in units:
         return None
     number = value.get("value")
     if not isinstance(number, int | float) or isinstance(number, bool):
         return None
-    return int(number * units[value["unit"]])
+    size = number * units[value["unit"]]
+    return None if isinstance(size, float) and not math.isfinite(size) else int(size)
 
 
 def _dedicated_model(hardware: Any, name: str | None) -> OvhModel | None:

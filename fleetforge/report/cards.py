@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from typing import Any
 
 from fleetforge.measure.report_svg import esc as _e
@@ -34,10 +35,11 @@ _PLANNED_KEYS = {"value", "reason", "source"}
 
 
 def size(n: int) -> str:
-    """Bytes as ``512 MiB``, ``1.9 GiB``, ``40 GiB``, ``1.8 TiB``."""
+    """Bytes as ``512 MiB``, ``1.9 GiB``, ``40 GiB``, ``1.8 TiB``; a size past what a float holds
+    (a host's answer, any ``int`` a record may hold) as ``9.09e+387 TiB``."""
     for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
         if n >= scale:
-            return f"{n / scale:.3g} {unit}"
+            return f"{n / scale if n < 2**1000 else Decimal(n) / scale:.3g} {unit}"
     return f"{n} B"
 
 

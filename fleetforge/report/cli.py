@@ -71,7 +71,7 @@ def read_runs(path: Path) -> list[RunRecord]:
         return []
     from fleetforge.runs.store import RunStore
 
-    return RunStore(path).runs()  # a connection per call, closed by the store
+    return RunStore(path, read_only=True).runs()  # reads only; a connection per call, closed by the store
 
 
 def measurements(views: Sequence[HostView], dirs: Mapping[str, str]) -> dict[str, HostMeasurement | str]:

@@ -210,14 +210,22 @@ def touching(runs: Sequence[RunRecord], hosts: Collection[str]) -> list[RunRecor
     return [run for run in runs if hosts_in([run]) & wanted]
 
 
+#: the narrowest drift axis
+MIN_DRIFT_SPAN = dt.timedelta(minutes=5)
+
+
 def drift_span(views: Sequence[HostView], runs: Sequence[RunRecord]) -> tuple[dt.datetime, dt.datetime] | None:
-    """The common time axis of the drift charts: the first verify to the last recorded time
-    (at least one hour wide), or ``None`` when no host was ever verified."""
+    """The common time axis of the drift charts: the first verify to the last recorded time,
+    4 % wider on each side so no mark sits on an edge, at least ``MIN_DRIFT_SPAN`` wide (a
+    history of minutes is drawn in minutes, an hourly drift monitor's in hours or days), or
+    ``None`` when no host was ever verified."""
     marks = [m.at for v in views for m in v.drift]
     if not marks:
         return None
     ends = [utc(t) for run in runs for t in (run.started_at, run.ended_at) if t is not None]
     start, end = min(marks), max([*marks, *ends])
-    if end - start < dt.timedelta(hours=1):
-        end = start + dt.timedelta(hours=1)
+    pad = max((end - start) * 0.04, dt.timedelta(seconds=5))
+    start, end = start - pad, end + pad
+    if end - start < MIN_DRIFT_SPAN:
+        end = start + MIN_DRIFT_SPAN
     return start, end

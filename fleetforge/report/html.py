@@ -56,6 +56,7 @@ th,td{border-bottom:1px solid #eaeef2;padding:3px 8px;text-align:left;vertical-a
 th{color:#59636e;font-weight:600}
 table.checks tr.fail td:last-child{color:#cf222e;font-weight:700}
 table.checks tr.warn td:last-child{color:#9a6700}
+table.checks td:last-child,table.checks th:last-child{white-space:nowrap;overflow-wrap:normal}
 details.plan{margin-top:8px}
 details.plan summary{cursor:pointer;font-size:13px}
 .kind{font-size:11px;border:1px solid #d0d7de;border-radius:8px;padding:0 5px;white-space:nowrap}

@@ -127,8 +127,10 @@ def drift_chart(
 
 def elapsed_axis(total: float) -> tuple[float, float]:
     """``(top, step)`` in seconds of an elapsed-time axis covering ``total`` seconds in at most
-    8 steps of a clock-friendly size (1 s to 1 day): ``(960, 120)`` for 15 min 40 s."""
-    step = next((s for s in _ELAPSED_STEPS if total / s <= 8), _ELAPSED_STEPS[-1])
+    8 steps of a clock-friendly size (1 s to 1 day, then whole days): ``(960, 120)`` for 15 min
+    40 s. However long the run (a record's times may span centuries), the axis has 8 steps."""
+    day = _ELAPSED_STEPS[-1]
+    step = next((s for s in _ELAPSED_STEPS if total / s <= 8), day * math.ceil(total / day / 8))
     return max(step, math.ceil(total / step - 1e-9) * step), step
 
 

@@ -11,9 +11,9 @@ Times are timezone-aware UTC datetimes; durations are derived from them (seconds
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 #: what recorded the run
 Command = Literal["deploy", "verify", "rollout", "tune", "probe", "plan"]
@@ -23,6 +23,28 @@ Command = Literal["deploy", "verify", "rollout", "tune", "probe", "plan"]
 HostStatus = Literal["ok", "changed", "warn", "failed", "unreachable", "skipped"]
 PhaseStatus = Literal["ok", "failed", "skipped", "unfinished"]
 Severity = Literal["ok", "warn", "fail"]
+
+
+#: the earliest and latest time a record may hold: a day's margin inside ``datetime``'s years 1 to
+#: 9999, so moving it to UTC or adding the report's hour to it cannot overflow
+FIRST_TIME = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
+LAST_TIME = dt.datetime(9999, 12, 30, tzinfo=dt.UTC)
+
+
+def _in_range(value: dt.datetime) -> dt.datetime:
+    """``value`` unchanged if it lies between ``FIRST_TIME`` and ``LAST_TIME`` (a naive one taken as
+    UTC); raises ``ValueError`` otherwise."""
+    try:
+        at = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    except OverflowError:
+        at = None
+    if at is None or not FIRST_TIME <= at <= LAST_TIME:
+        raise ValueError(f"expected a time between {FIRST_TIME:%Y-%m-%d} and {LAST_TIME:%Y-%m-%d} UTC")
+    return value
+
+
+#: a time of a record (``_in_range``)
+Time = Annotated[dt.datetime, AfterValidator(_in_range)]
 
 
 class _Model(BaseModel):
@@ -92,8 +114,8 @@ class Phase(_Model):
     name: str
     host: str | None = None
     wave: int | None = None
-    started_at: dt.datetime
-    ended_at: dt.datetime | None = None
+    started_at: Time
+    ended_at: Time | None = None
     status: PhaseStatus = "ok"
 
     @property
@@ -111,8 +133,8 @@ class RunRecord(_Model):
 
     id: int | None = None
     command: Command
-    started_at: dt.datetime
-    ended_at: dt.datetime | None = None
+    started_at: Time
+    ended_at: Time | None = None
     user: str
     inventory: str
     target: str = ""

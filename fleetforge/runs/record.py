@@ -15,6 +15,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -91,17 +92,41 @@ def one_line(text: object, keys: Iterable[str] = (), limit: int = ERROR_CHARS) -
 
 
 def error_of(exc: BaseException, keys: Iterable[str] = ()) -> str:
-    """``Type: message`` of an exception, one line (``one_line``)."""
-    message = str(exc).strip()
+    """``Type: message`` of an exception, one line (``one_line``). A ``SettingsError``'s problem
+    with a secret key (``nix_settings.access-tokens``; ``keys`` and the default secret keys) keeps
+    what was expected, never the value given (its message quotes that value)."""
+    message = (_settings_message(exc, keys) or str(exc)).strip()
     return one_line(f"{type(exc).__name__}: {message}" if message else type(exc).__name__, keys)
+
+
+_GOT = re.compile(r",? \(?got ")
+
+
+def _settings_message(exc: BaseException, keys: Iterable[str]) -> str | None:
+    """A ``SettingsError``'s lines (``host H: KEY: message``, its ``problems``) with the message of
+    each secret key cut before the value it quotes; ``None`` for any other exception."""
+    problems = getattr(exc, "problems", None)
+    if not isinstance(problems, list) or not all(isinstance(p, tuple) and len(p) == 3 for p in problems):
+        return None
+    keys = DEFAULT_SECRET_KEYS | frozenset(keys)
+    lines = []
+    for host, key, message in problems:
+        if any(is_secret_key(part, keys) for part in str(key).split(".")):
+            message = _GOT.split(str(message), maxsplit=1)[0] + f" (the value is not shown: {key} is secret)"
+        lines.append(f"host {host}: {key}: {message}")
+    return "\n".join(lines)
 
 
 def host_summary(facts: HostFacts | None, keys: Iterable[str]) -> dict[str, Any]:
     """``HostRecord`` fields from the probe's facts: ``hardware`` and ``facts_digest`` (none
-    without facts)."""
+    without facts, or when the facts cannot be summed up: a host's number too long for JSON).
+    Raises nothing: the commands build their records outside the store's guard."""
     if facts is None:
         return {}
-    return {"hardware": hardware_of(facts), "facts_digest": facts_digest(facts)}
+    try:
+        return {"hardware": hardware_of(facts), "facts_digest": facts_digest(facts)}
+    except Exception:  # noqa: BLE001 - recording must never fail the command
+        return {}
 
 
 def check_record(result: Any, keys: Iterable[str]) -> CheckRecord:

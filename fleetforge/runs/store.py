@@ -6,9 +6,10 @@ Where: ``--record PATH``, else the environment variable ``FLEETFORGE_RUN_STORE``
 (``default_path``). ``--no-record`` turns recording off for one command.
 
 The file is created mode 0600 (SQLite gives its ``-wal`` and ``-shm`` files the same mode),
-in WAL mode with a busy timeout, so several processes may write at once (a rollout, a
-timer-driven ``fleetforge verify --record``); every write is one short ``BEGIN IMMEDIATE``
-transaction. Schema (version ``SCHEMA_VERSION``, kept in table ``schema_version``)::
+never through a symbolic link; a store path that is a symbolic link, or a file of another user,
+is refused (``RunStoreError``). It is used in WAL mode with a busy timeout, so several processes
+may write at once (a rollout, a timer-driven ``fleetforge verify --record``); every write is one
+short ``BEGIN IMMEDIATE`` transaction. Schema (version ``SCHEMA_VERSION``, kept in table ``schema_version``)::
 
     runs(id INTEGER PRIMARY KEY AUTOINCREMENT, command TEXT, started_at TEXT, ended_at TEXT,
          user TEXT, inventory TEXT, target TEXT, exit_code INTEGER, dry INTEGER,
@@ -27,6 +28,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import stat
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -94,14 +96,19 @@ class RunStore:
 
     Opening creates the file (mode 0600, parent directories 0700) and the schema when missing.
     Raises ``RunStoreError`` when ``path`` is not a run store of this or an older schema
-    version, ``OSError``/``sqlite3.Error`` when it cannot be created or read.
+    version, or is a symbolic link or not a regular file of this user, ``OSError``/``sqlite3.Error``
+    when it cannot be created or read.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        if not self.path.exists():
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))  # 0600 from the first byte
+    def __init__(self, path: str | os.PathLike, *, read_only: bool = False) -> None:
+        """Open the store at ``path``, creating it (and its schema) unless ``read_only``: then
+        an existing store is only read (``fleetforge report``), never changed, and a file that
+        is not a store raises ``RunStoreError``, as a missing one does."""
+        self.path, self.read_only = Path(path), read_only
+        if read_only:
+            self._check_read_only()
+            return
+        _own_file(self.path)
         try:
             with self._connect() as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -120,10 +127,25 @@ class RunStore:
         except sqlite3.DatabaseError as exc:
             raise RunStoreError(f"{self.path}: not a fleetforge run store: {exc}") from None
 
+    def _check_read_only(self) -> None:
+        try:
+            with self._connect() as conn:
+                row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        except sqlite3.DatabaseError as exc:  # no such table, not a database, no such file
+            raise RunStoreError(f"{self.path}: not a fleetforge run store: {exc}") from None
+        if row[0] is None or row[0] > SCHEMA_VERSION:
+            version = f"run store schema version {row[0]}, this fleetforge reads {SCHEMA_VERSION}"
+            raise RunStoreError(f"{self.path}: {version}")
+
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A new connection (autocommit; transactions are explicit), closed after use."""
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        """A new connection (autocommit; transactions are explicit), closed after use; with
+        ``read_only``, SQLite's ``mode=ro`` (no write, no file created)."""
+        if self.read_only:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        else:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             yield conn
@@ -189,10 +211,29 @@ class RunStore:
                 data[key] = json.loads(data[key])
             data["dry"] = bool(data["dry"])
             return RunRecord.model_validate(data)
-        except (ValueError, TypeError) as exc:  # pydantic's ValidationError and JSON errors are ValueErrors
+        except (ValueError, TypeError, RecursionError) as exc:  # pydantic's ValidationError and JSON errors
+            # are ValueErrors; JSON nested deeper than Python decodes is a RecursionError
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             warnings.warn(f"{self.path}: run {data.get('id')} skipped: {first}", RunStoreWarning, stacklevel=3)
             return None
+
+
+def _own_file(path: Path) -> None:
+    """Create ``path`` (mode 0600 from the first byte, parent directories 0700) unless it exists;
+    raise ``RunStoreError`` unless it is then a regular file of this user. Never through a
+    symbolic link: one planted where the store goes (a shared directory) would have the records
+    written to, or a file created at, whatever it points to; another user's file would get this
+    user's records, and SQLite would run that user's schema (triggers) on each write."""
+    if not os.path.lexists(path):
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with contextlib.suppress(FileExistsError):  # made meanwhile: checked below like any other
+            os.close(os.open(path, flags, 0o600))
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise RunStoreError(f"{path}: a symbolic link; expected the run store itself (give its real path)")
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+        raise RunStoreError(f"{path}: expected a regular file owned by this user (uid {os.getuid()}) as the run store")
 
 
 @contextlib.contextmanager

@@ -130,8 +130,9 @@ def hardware_spec(threads: int = 12, memory_mb: int = 32768, disk_gb: int = 512,
 @dataclass
 class StandInAccount:
     """What the stand-in serves: ``{serviceName: record}`` per kind (records from ``vps()`` and
-    ``dedicated()``). ``extra_vps_names``: names listed by ``GET /vps`` without a record (hostile
-    or vanished services)."""
+    ``dedicated()``; an answer given as ``bytes`` is served as it is: a hostile body that is not
+    JSON, or JSON nested too deep to decode). ``extra_vps_names``: names listed by ``GET /vps``
+    without a record (hostile or vanished services)."""
 
     vps: dict[str, dict[str, Any]] = field(default_factory=dict)
     dedicated: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -321,7 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
         signed = bool(self.headers.get("X-Ovh-Signature"))
         with standin._lock:
             standin.requests.append(StandInRequest(self.command, split.path.removeprefix(PREFIX), signed, status))
-        data = json.dumps(payload).encode()
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))

@@ -92,8 +92,9 @@ def test_a_verify_failure_is_a_fail_mark_at_its_time_on_the_shared_axis(dom):
         ((ROLLOUT_AT + (at(12) - T0)).isoformat(), "ok"),  # the rollout's verify phase of vps-2
         (DRIFT_AT.isoformat(), "fail"),  # run 6
     ]
-    # the axis runs from the fleet's first verify (run 4) to the last recorded time (run 8's start)
+    # the axis runs from the fleet's first verify (run 4) to the last recorded time (run 8's start), 4 % wider each side
     start, end = at(120), at(0, 3)
+    start, end = start - (end - start) * 0.04, end + (end - start) * 0.04
     expected = D_PAD + (D_WIDTH - 2 * D_PAD) * (DRIFT_AT - start) / (end - start)
     assert _mark_x(marks[2]) == pytest.approx(expected, abs=0.2)
     assert marks[2].find_all("path") and not marks[0].find_all("path")  # a cross, not a circle

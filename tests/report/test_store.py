@@ -79,3 +79,19 @@ def test_a_file_that_is_no_run_store_is_exit_1(inventory, tmp_path, capsys):
     other = tmp_path / "other.sqlite"
     sqlite3.connect(other).execute("CREATE TABLE runs (x)").connection.commit()
     assert report([str(inventory), "-o", str(tmp_path / "f.html"), "--run-store", str(other)]) == 1
+
+
+def test_the_report_only_reads_the_store_and_leaves_any_other_file_as_it_was(inventory, tmp_path):
+    store = tmp_path / "runs.sqlite"
+    store_sample(store)
+    before = store.read_bytes()  # (reading a WAL database may add its -shm/-wal files: SQLite's own)
+    store.chmod(0o400)  # a store the report may read but not write: still drawn
+    assert report([str(inventory), "-o", str(tmp_path / "a.html"), "--run-store", str(store)]) == 0
+    assert store.read_bytes() == before
+    other = tmp_path / "other.sqlite"  # somebody's own SQLite file passed by mistake
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.close()
+    kept = other.read_bytes()
+    assert report([str(inventory), "-o", str(tmp_path / "b.html"), "--run-store", str(other)]) == 1
+    assert other.read_bytes() == kept and not (tmp_path / "b.html").exists()
