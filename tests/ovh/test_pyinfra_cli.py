@@ -19,8 +19,6 @@ fleet = ovh.inventory(
         "ssh_user": "debian",
         "_sudo": True,
         "fleetforge_connector": "asyncssh",
-        # until the settings layer knows the ovh_* keys; harmless once it does
-        "extra_data_keys": ["ovh_kind", "ovh_datacenter", "ovh_ipv6", "ovh_model"],
     }
 )
 ovh_all = fleet.all
