@@ -53,11 +53,13 @@ def add_parser(sub: Any) -> None:
 
 
 def store_path(inventory: str, given: str | None = None) -> Path:
-    """The run store to read: ``given``, else ``$FLEETFORGE_RUN_STORE``, else the store's default."""
+    """The run store to read: ``given``, else ``$FLEETFORGE_RUN_STORE``, else the store's default
+    (``off`` turns recording off, not reading: it counts as unset here)."""
     if given:
         return Path(given)
-    if os.environ.get(ENV_STORE):
-        return Path(os.environ[ENV_STORE])
+    env = os.environ.get(ENV_STORE, "").strip()
+    if env and env.lower() != "off":
+        return Path(env)
     from fleetforge.runs.store import default_path
 
     return Path(default_path(inventory))

@@ -84,7 +84,8 @@ class CheckRecord(_Model):
 class HostRecord(_Model):
     """One host in one run.
 
-    ``facts_digest``: SHA-256 (hex) of the redacted facts JSON, so two runs can tell whether the
+    ``facts_digest``: SHA-256 (hex) of the machine's identity (``fleetforge.runs.record.facts_digest``:
+    CPU, RAM, disks, virtualization, firmware, OS, kernel), so two runs can tell whether the
     hardware or OS changed without storing the facts; ``plan``: the redacted ``TuningPlan`` JSON
     (values, reasons, sources); ``changed``: titles of what the run changed (files, follow-ups,
     NixOS generation; in a dry run: what would change); ``checks``: verify's results;

@@ -130,6 +130,9 @@ def test_the_store_path_is_the_option_then_the_environment_then_the_default(flee
     assert cli.store_path(str(fleet), "/given.sqlite") == Path("/given.sqlite")
     assert cli.store_path(str(fleet)) == Path("/env/runs.sqlite")
     monkeypatch.delenv(cli.ENV_STORE)
-    store = pytest.importorskip("fleetforge.runs.store", reason="fleetforge.runs.store is not written yet")
+    from fleetforge.runs import store
+
     assert cli.store_path(str(fleet)) == Path(store.default_path(str(fleet)))
+    assert cli.store_path(str(fleet)) == Path(os.path.dirname(fleet)) / "fleetforge-runs.sqlite"
+    monkeypatch.setenv(cli.ENV_STORE, " off ")  # recording off is not "read a file named off"
     assert cli.store_path(str(fleet)) == Path(os.path.dirname(fleet)) / "fleetforge-runs.sqlite"
