@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -93,26 +92,6 @@ def write_cache(path: Path, endpoint: str, account: dict[str, Any], now: float |
     _private_dir(path.parent)
     payload = {"format": FORMAT, "endpoint": endpoint, "fetched_at": time.time() if now is None else now}
     payload["account"] = account
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")  # created 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, separators=(",", ":"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # the rename itself survives a crash once the directory is synced
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    from fleetforge.measure.results import write_atomic  # temp file, fsync, rename, directory fsync
+
+    write_atomic(path, json.dumps(payload, separators=(",", ":")), mode=0o600)

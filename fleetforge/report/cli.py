@@ -32,7 +32,7 @@ from fleetforge.report.fleet import Entry, HostView, fleet_view, touching
 from fleetforge.report.html import render_fleet, write_fleet
 from fleetforge.runs.models import RunRecord
 
-ENV_STORE = "FLEETFORGE_RUN_STORE"
+ENV_STORE = "FLEETFORGE_RUN_STORE"  # fleetforge.runs.store.ENV
 
 
 def add_parser(sub: Any) -> None:
@@ -54,15 +54,11 @@ def add_parser(sub: Any) -> None:
 
 def store_path(inventory: str, given: str | None = None) -> Path:
     """The run store to read: ``given``, else ``$FLEETFORGE_RUN_STORE``, else the store's default
-    (``off`` turns recording off, not reading: it counts as unset here)."""
-    if given:
-        return Path(given)
-    env = os.environ.get(ENV_STORE, "").strip()
-    if env and env.lower() != "off":
-        return Path(env)
-    from fleetforge.runs.store import default_path
+    (``off`` turns recording off, not reading: it counts as unset here;
+    ``fleetforge.runs.store.store_path``)."""
+    from fleetforge.runs.store import store_path as stored_at
 
-    return Path(default_path(inventory))
+    return stored_at(inventory, given)
 
 
 def read_runs(path: Path) -> list[RunRecord]:

@@ -120,7 +120,7 @@ def note_files(operation: str, steps: list[Any]) -> None:
     ``operation`` that change a file; listed in ``changed`` if that operation changed the host."""
     hook, name = _active_hook(), _host_name()
     if hook is not None and name is not None:
-        hook.files[(name, operation)] = [step.title for step in steps if step.changed]
+        hook.files.setdefault(name, {})[operation] = [step.title for step in steps if step.changed]
 
 
 class DeployHook(BaseStateCallback):
@@ -136,7 +136,7 @@ class DeployHook(BaseStateCallback):
         self.plan_phases: dict[str, tuple[dt.datetime, dt.datetime, str]] = {}
         self.errors: dict[str, str] = {}
         self.noted: dict[str, tuple[Any, Any]] = {}
-        self.files: dict[tuple[str, str], list[str]] = {}
+        self.files: dict[str, dict[str, list[str]]] = {}  # host -> operation -> changed file titles
 
     def install(self) -> None:
         """Open the store, store the run as started, add the callback and the exit function."""
@@ -210,8 +210,8 @@ class DeployHook(BaseStateCallback):
     def _file_titles(self, host: str, names: set[str]) -> list[str] | None:
         """The noted file titles of the operation named one of ``names`` (inside a ``@deploy``,
         pyinfra names it ``"<deploy> | <operation>"``)."""
-        for (noted_host, operation), titles in self.files.items():
-            if noted_host == host and any(n == operation or n.endswith(f" | {operation}") for n in names):
+        for operation, titles in self.files.get(host, {}).items():
+            if any(n == operation or n.endswith(f" | {operation}") for n in names):
                 return titles
         return None
 

@@ -264,11 +264,13 @@ def open_store(inventory: str | os.PathLike, record: str | None = None, disabled
     ``None``: ``FLEETFORGE_RUN_STORE`` (a path, or ``off``), else ``default_path(inventory)``.
     Raises what ``RunStore`` raises.
     """
-    if disabled:
+    if disabled or (record is None and os.environ.get(ENV, "").strip().lower() == OFF):
         return None
+    return RunStore(store_path(inventory, record))
+
+
+def store_path(inventory: str | os.PathLike, given: str | None = None) -> Path:
+    """Where the store of ``inventory`` is: ``given`` (a non-empty path), else
+    ``FLEETFORGE_RUN_STORE`` unless it is empty or ``off``, else ``default_path(inventory)``."""
     env = os.environ.get(ENV, "").strip()
-    env_off = env.lower() == OFF
-    if record is None and env_off:
-        return None
-    path = record or (env if env and not env_off else None) or default_path(inventory)
-    return RunStore(path)
+    return Path(given or (env if env and env.lower() != OFF else None) or default_path(inventory))
